@@ -1,0 +1,52 @@
+"""Configuration of an endpoint and its tunnels: one dataclass, every attribute documented."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import constants as C
+
+
+@dataclass
+class EndpointConfig:
+    """Settings shared by every tunnel of an ``Endpoint``. Times are seconds, sizes bytes."""
+
+    #: Services this endpoint accepts connections for; a Create for another service is refused.
+    services: set[str] = field(default_factory=set)
+    #: Name of the congestion controller (see ``minimalt.proto.congestion``).
+    congestion_control: str = "newreno"
+    #: Largest UDP payload we send.
+    max_datagram_size: int = C.MAX_DATAGRAM_SIZE
+    #: Flow-control window we grant each connection, and the whole tunnel.
+    connection_window: int = C.DEFAULT_CONN_WINDOW
+    tunnel_window: int = C.DEFAULT_TUNNEL_WINDOW
+    #: Connections the peer may have open at once on one tunnel.
+    max_connections: int = C.DEFAULT_MAX_CONNS
+    #: A tunnel with no packet from the peer for this long is closed silently.
+    idle_timeout: float = C.DEFAULT_IDLE_TIMEOUT
+    #: Send a PING after this long without sending anything (None: no keep-alive).
+    keepalive_interval: float | None = None
+    #: Longest we delay an acknowledgement.
+    max_ack_delay: float = C.DEFAULT_MAX_ACK_DELAY
+    #: RTT assumed before the first sample.
+    initial_rtt: float = 0.1
+    #: Pace packets over the RTT instead of sending cwnd-sized bursts.
+    pacing: bool = True
+    #: Optional trace sink: called with (time, name, data-dict) for qlog-style events.
+    trace: Callable[[float, str, dict[str, Any]], None] | None = None
+    #: Tunnels this endpoint holds at most (server side); first packets beyond it are dropped.
+    max_tunnels: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.max_datagram_size < 1200:
+            raise ValueError("max_datagram_size must be at least 1200 bytes")
+        if self.connection_window < C.INITIAL_CONN_WINDOW:
+            raise ValueError(f"connection_window must be at least {C.INITIAL_CONN_WINDOW}")
+        if self.tunnel_window < C.INITIAL_TUNNEL_WINDOW:
+            raise ValueError(f"tunnel_window must be at least {C.INITIAL_TUNNEL_WINDOW}")
+        if self.max_connections < C.INITIAL_MAX_CONNS:
+            raise ValueError(f"max_connections must be at least {C.INITIAL_MAX_CONNS}")
+        if self.idle_timeout <= 0:
+            raise ValueError("idle_timeout must be positive")

@@ -1,0 +1,88 @@
+"""Protocol constants, named as in docs/protocol.md. Every other module takes its numbers from here."""
+
+from __future__ import annotations
+
+PROTOCOL_VERSION = 1
+
+# --- Packet header (docs/protocol.md §2) -------------------------------------------------------
+TID_SIZE = 8
+NONCE_SIZE = 8
+HEADER_SIZE = TID_SIZE + NONCE_SIZE
+FLAG_KEY = 1 << 63  # client->server: client ephemeral key present; server->client: diversifier present
+FLAG_PUZZLE = 1 << 62  # a puzzle (server->client) or a puzzle solution (client->server) follows
+FLAGS_MASK = FLAG_KEY | FLAG_PUZZLE
+TID_MASK = (1 << 62) - 1
+
+PUBLIC_KEY_SIZE = 32
+KEY_ID_SIZE = 4  # first bytes of BLAKE2b(server ephemeral public key): which server key the client used
+DIVERSIFIER_SIZE = 16  # fresh random bytes the server mixes into its send key (docs/protocol.md §3.3)
+CLIENT_KEY_SECTION_SIZE = PUBLIC_KEY_SIZE + KEY_ID_SIZE
+BOX_TAG_SIZE = 16  # Poly1305
+BOX_NONCE_SIZE = 24
+
+# Direction byte of the 24-byte box nonce, and the parity of the 64-bit nonce in each direction.
+DIRECTION_CLIENT_TO_SERVER = 0x43  # 'C'
+DIRECTION_SERVER_TO_CLIENT = 0x53  # 'S'
+CLIENT_NONCE_PARITY = 1  # client nonces are odd
+SERVER_NONCE_PARITY = 0  # server nonces are even
+MAX_NONCE = (1 << 64) - 2  # nonces never wrap: a tunnel closes (or rekeys) before this
+
+# --- Sizes -------------------------------------------------------------------------------------
+MAX_DATAGRAM_SIZE = 1200  # every packet fits a 1200-byte UDP payload (no PMTU discovery yet)
+MIN_FIRST_PACKET_SIZE = 1200  # clients pad packets carrying their ephemeral key to this size
+MAX_SERVICE_NAME = 255
+MAX_REASON_SIZE = 512
+
+# --- Frame types (docs/protocol.md §4) ---------------------------------------------------------
+FRAME_PADDING = 0x00
+FRAME_PING = 0x01
+FRAME_ACK = 0x02
+FRAME_HELLO = 0x03
+FRAME_HELLO_ACK = 0x04
+FRAME_CREATE = 0x05
+FRAME_REFUSE = 0x06
+FRAME_RESET = 0x07
+FRAME_STREAM = 0x08
+FRAME_STREAM_FIN = 0x09
+FRAME_MAX_DATA = 0x0A
+FRAME_MAX_CONN_DATA = 0x0B
+FRAME_MAX_CONNS = 0x0C
+FRAME_CLOSE = 0x0D
+FRAME_DATAGRAM = 0x0E
+FRAME_BLOCKED = 0x0F
+
+MAX_ACK_RANGES = 64  # a receiver keeps at most this many ranges; a peer's ACK with more is malformed
+
+# --- Connection IDs ----------------------------------------------------------------------------
+CONTROL_CONNECTION = 0  # connection 0 carries the control RPCs
+# Client-initiated connections are odd, server-initiated even (> 0).
+
+# --- Flow control (bytes) ----------------------------------------------------------------------
+# Every receiver grants at least the INITIAL_* limits before saying anything; larger windows are
+# granted with MAX_DATA / MAX_CONN_DATA / MAX_CONNS frames in its first packets.
+INITIAL_CONN_WINDOW = 256 << 10
+INITIAL_TUNNEL_WINDOW = 1 << 20
+INITIAL_MAX_CONNS = 16
+DEFAULT_CONN_WINDOW = 1 << 20  # 1 MiB per connection
+DEFAULT_TUNNEL_WINDOW = 16 << 20  # 16 MiB per tunnel
+DEFAULT_MAX_CONNS = 1000  # concurrent peer-initiated connections a tunnel accepts
+
+# --- Timers (seconds) --------------------------------------------------------------------------
+DEFAULT_IDLE_TIMEOUT = 30.0
+DEFAULT_MAX_ACK_DELAY = 0.025
+ACK_ELICITING_THRESHOLD = 2  # ack at once after this many unacknowledged ack-eliciting packets
+CLOSE_LINGER_PTOS = 3  # a closing tunnel answers stray packets for this many PTOs
+
+# --- Error codes carried by CLOSE, RESET and REFUSE -------------------------------------------
+ERR_NONE = 0x0
+ERR_INTERNAL = 0x1
+ERR_PROTOCOL = 0x2
+ERR_FLOW_CONTROL = 0x3
+ERR_CONNECTION_LIMIT = 0x4
+ERR_IDLE_TIMEOUT = 0x5
+ERR_FINAL_SIZE = 0x6
+ERR_FRAME_ENCODING = 0x7
+ERR_APPLICATION = 0x8
+ERR_UNKNOWN_SERVICE = 0x10
+ERR_REFUSED = 0x11
+ERR_EARLY_DATA_REJECTED = 0x12

@@ -1,0 +1,248 @@
+"""The endpoint: one per UDP socket. Demultiplexes datagrams to tunnels by TID, admits new
+tunnels only after their first packet authenticates, and keeps the tunnels' timers.
+
+Drivers: ``receive_datagram(data, addr, now)``, ``handle_timer(now)`` and the tunnels' API
+calls. Outputs, pulled: ``datagrams_to_send(now)``, ``get_timer()``, ``next_event()``.
+Nothing here reads a clock, touches a socket or draws OS randomness: ``now`` (monotonic
+seconds) and ``random`` (a callable returning bytes) come from the driver.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from typing import Any
+
+from . import constants as C
+from .config import EndpointConfig
+from .crypto import BoxKeyPair, DirectionKey, RandomSource, client_to_server_key
+from .errors import LocalProtocolError
+from .events import Event
+from .packet import parse_header
+from .records import RecordError, ServerKeys, ServerRecord
+from .tunnel import OPEN, Tunnel
+
+
+class Endpoint:
+    """See the module docstring.
+
+    ``server_keys`` makes this endpoint accept tunnels (a server); without it, it only opens
+    them. ``wall_offset`` maps ``now`` to Unix time (``wall = now + wall_offset``), needed to
+    check record expiry and clocks in first packets.
+    """
+
+    def __init__(
+        self,
+        config: EndpointConfig | None = None,
+        *,
+        random: RandomSource,
+        server_keys: ServerKeys | None = None,
+        wall_offset: float = 0.0,
+    ) -> None:
+        self.config = config if config is not None else EndpointConfig()
+        self.random = random
+        self.server_keys = server_keys
+        self.wall_offset = wall_offset
+        self.tunnels: dict[int, Tunnel] = {}
+        self._events: deque[Event] = deque()
+        self._timers: list[tuple[float, int, Tunnel]] = []
+        self._timer_seq = itertools.count()
+        self._dirty: dict[Tunnel, None] = {}  # tunnels that may have something to send
+        #: Counters of dropped datagrams by reason (and protocol errors), for monitoring.
+        self.drops: dict[str, int] = {}
+        self.datagrams_received = 0
+        self.datagrams_sent = 0
+        self._clock_skew_ms: dict[bytes, int] = {}  # per server identity, learnt from HelloAck
+
+    # --- time --------------------------------------------------------------------------------
+
+    def wall_time(self, now: float) -> float:
+        """Unix time at monotonic ``now``."""
+        return now + self.wall_offset
+
+    # --- client side -------------------------------------------------------------------------
+
+    def connect(self, record: ServerRecord, now: float, *, addr: Any = None) -> Tunnel:
+        """A tunnel to the server ``record`` describes, reusing an open one to the same server.
+
+        Returns at once: the first packet goes out with the next ``datagrams_to_send``; data
+        written before the server answers rides in it (0-RTT) when marked retry-safe.
+        Raises ``LocalProtocolError`` if the record is expired or not validly signed.
+        """
+        try:
+            record.verify(self.wall_time(now))
+        except RecordError as exc:
+            raise LocalProtocolError(f"unusable server record: {exc}") from exc
+        peer = addr if addr is not None else record.address
+        for tunnel in self.tunnels.values():
+            if (
+                tunnel.is_client
+                and tunnel.state == OPEN
+                and tunnel.identity == record.identity
+                and tunnel.peer == peer
+            ):
+                return tunnel
+        keypair = BoxKeyPair.generate(self.random)
+        shared = keypair.shared_key(record.ephemeral)
+        tid = self._new_tid()
+        skew = self._clock_skew_ms.get(record.identity, 0)
+        tunnel = Tunnel.new_client(
+            self,
+            tid=tid,
+            peer=peer,
+            now=now,
+            send_key=DirectionKey(client_to_server_key(shared), C.DIRECTION_CLIENT_TO_SERVER),
+            shared=shared,
+            key_section=keypair.public + record.key_id,
+            identity=record.identity,
+            client_time_ms=int(self.wall_time(now) * 1000) + skew,
+        )
+        self.tunnels[tid] = tunnel
+        self._touch(tunnel)
+        self._reschedule(tunnel)
+        return tunnel
+
+    def _new_tid(self) -> int:
+        while True:
+            tid = int.from_bytes(self.random(8), "big") & C.TID_MASK
+            if tid and tid not in self.tunnels:
+                return tid
+
+    # --- input -------------------------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None:
+        """Handle one UDP payload from ``addr``. Never raises for any ``data``: malformed,
+        unauthenticated or unwanted datagrams are dropped and counted in ``drops``."""
+        self.datagrams_received += 1
+        header = parse_header(data)
+        if type(header) is str:
+            self._count(header)
+            return
+        tunnel = self.tunnels.get(header.tid)
+        if tunnel is not None:
+            tunnel.receive(header, data, addr, now)
+        elif header.client_public is not None:
+            tunnel = self._accept(header, data, addr, now)
+            if tunnel is None:
+                return
+        else:
+            self._count("unknown_tunnel")
+            return
+        self._touch(tunnel)
+        self._reschedule(tunnel)
+
+    def _accept(self, header: Any, data: bytes, addr: Any, now: float) -> Tunnel | None:
+        """A first packet for an unknown TID: authenticate it before allocating anything."""
+        if self.server_keys is None:
+            self._count("not_a_server")
+            return None
+        if len(data) < C.MIN_FIRST_PACKET_SIZE:
+            self._count("first_packet_too_small")
+            return None
+        ephemeral = self.server_keys.lookup(header.key_id, self.wall_time(now))
+        if ephemeral is None:
+            self._count("unknown_server_key")
+            return None
+        if len(self.tunnels) >= self.config.max_tunnels:
+            self._count("tunnel_limit")
+            return None
+        shared = ephemeral.keypair.shared_key(header.client_public)
+        recv_key = DirectionKey(client_to_server_key(shared), C.DIRECTION_CLIENT_TO_SERVER)
+        plaintext = recv_key.open(memoryview(data)[header.box_offset :], header.tid, header.nonce)
+        if plaintext is None:
+            self._count("auth")
+            return None
+        tunnel = Tunnel.new_server(
+            self,
+            tid=header.tid,
+            peer=addr,
+            now=now,
+            shared=shared,
+            recv_key=recv_key,
+            diversifier=self.random(C.DIVERSIFIER_SIZE),
+            key_section=header.client_public + header.key_id,
+        )
+        self.tunnels[header.tid] = tunnel
+        tunnel.process_plaintext(header, plaintext, len(data), addr, now)
+        return tunnel
+
+    # --- timers ------------------------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        """The earliest deadline of any tunnel (may be early: a spurious wake-up is harmless)."""
+        timers = self._timers
+        while timers:
+            deadline, _, tunnel = timers[0]
+            if tunnel._scheduled == deadline and self.tunnels.get(tunnel.tid) is tunnel:
+                return deadline
+            heapq.heappop(timers)
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        """Run every tunnel timer that is due at ``now``."""
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            deadline, _, tunnel = heapq.heappop(timers)
+            if tunnel._scheduled != deadline:
+                continue  # superseded by an earlier entry that already ran
+            tunnel._scheduled = None
+            if self.tunnels.get(tunnel.tid) is not tunnel:
+                continue
+            tunnel.handle_timer(now)
+            self._touch(tunnel)
+            self._reschedule(tunnel)
+
+    def _reschedule(self, tunnel: Tunnel) -> None:
+        deadline = tunnel.get_timer()
+        if deadline is None:
+            return
+        scheduled = tunnel._scheduled
+        if scheduled is None or deadline < scheduled:
+            tunnel._scheduled = deadline
+            heapq.heappush(self._timers, (deadline, next(self._timer_seq), tunnel))
+
+    # --- output ------------------------------------------------------------------------------
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        """Every (datagram, address) ready to go now, from every tunnel with something to say."""
+        out: list[tuple[bytes, Any]] = []
+        dirty = self._dirty
+        self._dirty = {}
+        for tunnel in dirty:
+            if self.tunnels.get(tunnel.tid) is not tunnel:
+                continue
+            peer = tunnel.peer
+            for datagram in tunnel.datagrams_to_send(now):
+                out.append((datagram, peer))
+            self._reschedule(tunnel)
+        self.datagrams_sent += len(out)
+        return out
+
+    def next_event(self) -> Event | None:
+        """The oldest event not yet taken, or None."""
+        return self._events.popleft() if self._events else None
+
+    # --- bookkeeping used by tunnels ---------------------------------------------------------
+
+    def _touch(self, tunnel: Tunnel) -> None:
+        self._dirty[tunnel] = None
+
+    def _remove(self, tunnel: Tunnel) -> None:
+        if self.tunnels.get(tunnel.tid) is tunnel:
+            del self.tunnels[tunnel.tid]
+
+    def _learn_clock_skew(self, identity: bytes, skew_ms: int) -> None:
+        """A server told us how far our clock is off; later first packets correct for it."""
+        self._clock_skew_ms[identity] = self._clock_skew_ms.get(identity, 0) + skew_ms
+
+    def _count(self, reason: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "tunnels": len(self.tunnels),
+            "datagrams_received": self.datagrams_received,
+            "datagrams_sent": self.datagrams_sent,
+            "drops": dict(self.drops),
+        }

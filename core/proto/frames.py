@@ -1,0 +1,413 @@
+"""Frames: the RPCs inside a packet's box, their QUIC-style varint codec and strict parser.
+
+A decrypted payload is a sequence of frames. Every frame starts with a one-byte type; integers
+are QUIC variable-length integers (RFC 9000 §16); byte strings are a varint length then bytes.
+``decode_frames`` checks every length before use and raises ``FrameEncodingError`` on anything
+malformed; the tunnel turns that into a drop, never an exception out of the endpoint.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from . import constants as C
+from .errors import FrameEncodingError
+
+MAX_VARINT = (1 << 62) - 1
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+
+
+# --- varints -----------------------------------------------------------------------------------
+
+
+def encode_varint(value: int) -> bytes:
+    """QUIC variable-length integer: 1, 2, 4 or 8 bytes, the top two bits give the length."""
+    if value < 0x40:
+        return bytes((value,))
+    if value < 0x4000:
+        return _U16.pack(value | 0x4000)
+    if value < 0x40000000:
+        return _U32.pack(value | 0x80000000)
+    if value <= MAX_VARINT:
+        return _U64.pack(value | 0xC000000000000000)
+    raise ValueError(f"varint out of range: {value}")
+
+
+def varint_size(value: int) -> int:
+    if value < 0x40:
+        return 1
+    if value < 0x4000:
+        return 2
+    if value < 0x40000000:
+        return 4
+    return 8
+
+
+def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """(value, next position). Raises IndexError or struct.error when truncated."""
+    first = buf[pos]
+    kind = first >> 6
+    if kind == 0:
+        return first, pos + 1
+    if kind == 1:
+        return ((first & 0x3F) << 8) | buf[pos + 1], pos + 2
+    if kind == 2:
+        return _U32.unpack_from(buf, pos)[0] & 0x3FFFFFFF, pos + 4
+    return _U64.unpack_from(buf, pos)[0] & 0x3FFFFFFFFFFFFFFF, pos + 8
+
+
+def _read_bytes(buf: bytes, pos: int, limit: int) -> tuple[bytes, int]:
+    length, pos = read_varint(buf, pos)
+    if length > limit:
+        raise FrameEncodingError(f"string of {length} bytes exceeds the limit of {limit}")
+    end = pos + length
+    if end > len(buf):
+        raise FrameEncodingError("string runs past the end of the payload")
+    return buf[pos:end], end
+
+
+def _encode_bytes(data: bytes) -> bytes:
+    return encode_varint(len(data)) + data
+
+
+def zigzag(value: int) -> int:
+    """Signed -> unsigned (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...) for a varint."""
+    return (value << 1) if value >= 0 else ((-value << 1) - 1)
+
+
+def unzigzag(value: int) -> int:
+    return (value >> 1) if not value & 1 else -((value + 1) >> 1)
+
+
+# --- frames ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Padding:
+    """Zero bytes filling a packet (first packets are padded against amplification)."""
+
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Elicits an acknowledgement (keep-alive, probes, path checks)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Selective acknowledgement: ``ranges`` are inclusive (first, last) packet-number ranges,
+    highest first, as the receiver builds them. ``delay`` is microseconds the largest
+    acknowledged packet waited before this ack was sent."""
+
+    ranges: tuple[tuple[int, int], ...]
+    delay: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """First-flight frame of a client: protocol version and the client's clock (ms since the
+    epoch, already corrected by any skew the server reported before)."""
+
+    version: int
+    client_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class HelloAck:
+    """Server's answer to Hello: the client's clock skew (server - client, ms) and whether the
+    first flight's data was accepted (0-RTT) or must be resent."""
+
+    clock_skew_ms: int
+    early_data_accepted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    """Open connection ``cid`` to ``service`` (an RPC on connection 0)."""
+
+    cid: int
+    service: bytes
+    retry_safe: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """The receiver will not serve connection ``cid``."""
+
+    cid: int
+    code: int
+    reason: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Abort connection ``cid`` in both directions; ``final_size`` is what the sender wrote."""
+
+    cid: int
+    code: int
+    final_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """Bytes ``[offset, offset + len(data))`` of connection ``cid``; ``fin`` ends the stream."""
+
+    cid: int
+    offset: int
+    data: bytes
+    fin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MaxData:
+    """Tunnel-wide flow-control window: total stream bytes the sender may send."""
+
+    maximum: int
+
+
+@dataclass(frozen=True, slots=True)
+class MaxConnData:
+    """Per-connection flow-control window (the paper's windowSize RPC)."""
+
+    cid: int
+    maximum: int
+
+
+@dataclass(frozen=True, slots=True)
+class MaxConns:
+    """How many connections in total the peer may open on this tunnel (cumulative)."""
+
+    maximum: int
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the whole tunnel."""
+
+    code: int
+    reason: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """An unreliable message on connection ``cid``: never retransmitted, may be lost."""
+
+    cid: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """The sender has data but the tunnel-wide window ``limit`` stops it (informative)."""
+
+    limit: int
+
+
+Frame = (
+    Padding | Ping | Ack | Hello | HelloAck | Create | Refuse | Reset | Stream | MaxData
+    | MaxConnData | MaxConns | Close | Datagram | Blocked
+)
+
+
+def ack_eliciting(frame: Frame) -> bool:
+    """Frames other than Ack, Padding and Close make the receiver send an acknowledgement."""
+    return not isinstance(frame, (Ack, Padding, Close))
+
+
+# --- encoding ----------------------------------------------------------------------------------
+
+
+def stream_header(cid: int, offset: int, length: int, fin: bool) -> bytes:
+    """The bytes of a Stream frame before its data (used by the sender without a frame object)."""
+    return (
+        (b"\x09" if fin else b"\x08")
+        + encode_varint(cid)
+        + encode_varint(offset)
+        + encode_varint(length)
+    )
+
+
+def stream_overhead(cid: int, offset: int, length: int) -> int:
+    return 1 + varint_size(cid) + varint_size(offset) + varint_size(length)
+
+
+def encode_ack(ranges: list[tuple[int, int]] | tuple[tuple[int, int], ...], delay: int) -> bytes:
+    """ranges: inclusive (first, last), highest first, non-overlapping, not adjacent."""
+    largest_first, largest = ranges[0]
+    out = [
+        b"\x02",
+        encode_varint(largest),
+        encode_varint(delay),
+        encode_varint(len(ranges) - 1),
+        encode_varint(largest - largest_first),
+    ]
+    smallest = largest_first
+    for first, last in ranges[1:]:
+        out.append(encode_varint(smallest - last - 2))  # gap: unacknowledged packets - 1
+        out.append(encode_varint(last - first))
+        smallest = first
+    return b"".join(out)
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """The wire bytes of one frame."""
+    if isinstance(frame, Stream):
+        return stream_header(frame.cid, frame.offset, len(frame.data), frame.fin) + frame.data
+    if isinstance(frame, Ack):
+        return encode_ack(frame.ranges, frame.delay)
+    if isinstance(frame, Padding):
+        return bytes(frame.length)
+    if isinstance(frame, Ping):
+        return b"\x01"
+    if isinstance(frame, Hello):
+        return b"\x03" + encode_varint(frame.version) + encode_varint(frame.client_time_ms)
+    if isinstance(frame, HelloAck):
+        return (
+            b"\x04"
+            + encode_varint(zigzag(frame.clock_skew_ms))
+            + encode_varint(1 if frame.early_data_accepted else 0)
+        )
+    if isinstance(frame, Create):
+        return (
+            b"\x05"
+            + encode_varint(frame.cid)
+            + encode_varint(1 if frame.retry_safe else 0)
+            + _encode_bytes(frame.service)
+        )
+    if isinstance(frame, Refuse):
+        return b"\x06" + encode_varint(frame.cid) + encode_varint(frame.code) + _encode_bytes(
+            frame.reason
+        )
+    if isinstance(frame, Reset):
+        return (
+            b"\x07"
+            + encode_varint(frame.cid)
+            + encode_varint(frame.code)
+            + encode_varint(frame.final_size)
+        )
+    if isinstance(frame, MaxData):
+        return b"\x0a" + encode_varint(frame.maximum)
+    if isinstance(frame, MaxConnData):
+        return b"\x0b" + encode_varint(frame.cid) + encode_varint(frame.maximum)
+    if isinstance(frame, MaxConns):
+        return b"\x0c" + encode_varint(frame.maximum)
+    if isinstance(frame, Close):
+        return b"\x0d" + encode_varint(frame.code) + _encode_bytes(frame.reason)
+    if isinstance(frame, Datagram):
+        return b"\x0e" + encode_varint(frame.cid) + _encode_bytes(frame.data)
+    if isinstance(frame, Blocked):
+        return b"\x0f" + encode_varint(frame.limit)
+    raise TypeError(f"not a frame: {frame!r}")
+
+
+# --- decoding ----------------------------------------------------------------------------------
+
+
+def _decode_ack(buf: bytes, pos: int) -> tuple[Ack, int]:
+    largest, pos = read_varint(buf, pos)
+    delay, pos = read_varint(buf, pos)
+    count, pos = read_varint(buf, pos)
+    if count >= C.MAX_ACK_RANGES:
+        raise FrameEncodingError(f"ACK with {count + 1} ranges (limit {C.MAX_ACK_RANGES})")
+    first_len, pos = read_varint(buf, pos)
+    smallest = largest - first_len
+    if smallest < 0:
+        raise FrameEncodingError("ACK range below packet number 0")
+    ranges = [(smallest, largest)]
+    for _ in range(count):
+        gap, pos = read_varint(buf, pos)
+        length, pos = read_varint(buf, pos)
+        last = smallest - gap - 2
+        first = last - length
+        if first < 0:
+            raise FrameEncodingError("ACK range below packet number 0")
+        ranges.append((first, last))
+        smallest = first
+    return Ack(tuple(ranges), delay), pos
+
+
+def decode_frames(payload: bytes) -> list[Frame]:
+    """Every frame of a decrypted payload. Raises FrameEncodingError on any malformed byte."""
+    frames: list[Frame] = []
+    pos = 0
+    end = len(payload)
+    try:
+        while pos < end:
+            ftype = payload[pos]
+            pos += 1
+            if ftype == C.FRAME_STREAM or ftype == C.FRAME_STREAM_FIN:
+                cid, pos = read_varint(payload, pos)
+                offset, pos = read_varint(payload, pos)
+                length, pos = read_varint(payload, pos)
+                stop = pos + length
+                if stop > end:
+                    raise FrameEncodingError("STREAM data runs past the end of the payload")
+                if offset + length > MAX_VARINT:
+                    raise FrameEncodingError("STREAM offset out of range")
+                frames.append(Stream(cid, offset, payload[pos:stop], ftype == C.FRAME_STREAM_FIN))
+                pos = stop
+            elif ftype == C.FRAME_ACK:
+                ack, pos = _decode_ack(payload, pos)
+                frames.append(ack)
+            elif ftype == C.FRAME_PADDING:
+                start = pos - 1
+                while pos < end and payload[pos] == 0:
+                    pos += 1
+                frames.append(Padding(pos - start))
+            elif ftype == C.FRAME_PING:
+                frames.append(Ping())
+            elif ftype == C.FRAME_HELLO:
+                version, pos = read_varint(payload, pos)
+                client_time, pos = read_varint(payload, pos)
+                frames.append(Hello(version, client_time))
+            elif ftype == C.FRAME_HELLO_ACK:
+                skew, pos = read_varint(payload, pos)
+                flags, pos = read_varint(payload, pos)
+                frames.append(HelloAck(unzigzag(skew), bool(flags & 1)))
+            elif ftype == C.FRAME_CREATE:
+                cid, pos = read_varint(payload, pos)
+                flags, pos = read_varint(payload, pos)
+                service, pos = _read_bytes(payload, pos, C.MAX_SERVICE_NAME)
+                frames.append(Create(cid, service, bool(flags & 1)))
+            elif ftype == C.FRAME_REFUSE:
+                cid, pos = read_varint(payload, pos)
+                code, pos = read_varint(payload, pos)
+                reason, pos = _read_bytes(payload, pos, C.MAX_REASON_SIZE)
+                frames.append(Refuse(cid, code, reason))
+            elif ftype == C.FRAME_RESET:
+                cid, pos = read_varint(payload, pos)
+                code, pos = read_varint(payload, pos)
+                final_size, pos = read_varint(payload, pos)
+                frames.append(Reset(cid, code, final_size))
+            elif ftype == C.FRAME_MAX_DATA:
+                maximum, pos = read_varint(payload, pos)
+                frames.append(MaxData(maximum))
+            elif ftype == C.FRAME_MAX_CONN_DATA:
+                cid, pos = read_varint(payload, pos)
+                maximum, pos = read_varint(payload, pos)
+                frames.append(MaxConnData(cid, maximum))
+            elif ftype == C.FRAME_MAX_CONNS:
+                maximum, pos = read_varint(payload, pos)
+                frames.append(MaxConns(maximum))
+            elif ftype == C.FRAME_CLOSE:
+                code, pos = read_varint(payload, pos)
+                reason, pos = _read_bytes(payload, pos, C.MAX_REASON_SIZE)
+                frames.append(Close(code, reason))
+            elif ftype == C.FRAME_DATAGRAM:
+                cid, pos = read_varint(payload, pos)
+                data, pos = _read_bytes(payload, pos, C.MAX_DATAGRAM_SIZE)
+                frames.append(Datagram(cid, data))
+            elif ftype == C.FRAME_BLOCKED:
+                limit, pos = read_varint(payload, pos)
+                frames.append(Blocked(limit))
+            else:
+                raise FrameEncodingError(f"unknown frame type 0x{ftype:02x}")
+    except (IndexError, struct.error) as exc:
+        raise FrameEncodingError("frame truncated") from exc
+    if pos != end:  # a varint read past the end without an IndexError (cannot happen) or a bug
+        raise FrameEncodingError("frame truncated")
+    return frames

@@ -1,0 +1,88 @@
+"""The packet header: what travels in clear before the box, and its strict parser.
+
+    TID (8, big-endian; bit 63 = KEY flag, bit 62 = PUZZLE flag, 62 bits tunnel ID)
+    nonce (8, big-endian; odd from the client, even from the server)
+    [KEY, client->server]  client ephemeral public key (32) · server key id (4)
+    [KEY, server->client]  server diversifier (16)
+    [PUZZLE]               reserved: packets with this flag are dropped by this version
+    box: Poly1305 tag (16) · XSalsa20 ciphertext
+
+The direction of a packet is the parity of its nonce, so one endpoint can be client and server.
+Packet numbers, used by acknowledgements and loss recovery, are ``nonce >> 1``: contiguous in
+each direction.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from . import constants as C
+
+_HEADER = struct.Struct(">QQ")
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The clear part of a packet, parsed. ``box_offset`` is where the box starts."""
+
+    tid: int  # 62-bit tunnel ID (flags removed)
+    flags: int
+    nonce: int
+    client_public: bytes | None
+    key_id: bytes | None
+    diversifier: bytes | None
+    box_offset: int
+
+    @property
+    def from_client(self) -> bool:
+        return bool(self.nonce & 1)
+
+
+def parse_header(data: bytes) -> Header | str:
+    """The header of ``data``, or the reason (a short string) why it is malformed."""
+    if len(data) < C.HEADER_SIZE + C.BOX_TAG_SIZE:
+        return "short"
+    raw_tid, nonce = _HEADER.unpack_from(data, 0)
+    flags = raw_tid & C.FLAGS_MASK
+    tid = raw_tid & C.TID_MASK
+    if flags & C.FLAG_PUZZLE:
+        return "puzzle_unsupported"
+    pos = C.HEADER_SIZE
+    client_public = key_id = diversifier = None
+    if flags & C.FLAG_KEY:
+        if nonce & 1:
+            end = pos + C.CLIENT_KEY_SECTION_SIZE
+            if len(data) < end + C.BOX_TAG_SIZE:
+                return "short"
+            client_public = data[pos : pos + C.PUBLIC_KEY_SIZE]
+            key_id = data[pos + C.PUBLIC_KEY_SIZE : end]
+        else:
+            end = pos + C.DIVERSIFIER_SIZE
+            if len(data) < end + C.BOX_TAG_SIZE:
+                return "short"
+            diversifier = data[pos:end]
+        pos = end
+    return Header(tid, flags, nonce, client_public, key_id, diversifier, pos)
+
+
+def build_header(
+    tid: int,
+    nonce: int,
+    *,
+    client_public: bytes | None = None,
+    key_id: bytes | None = None,
+    diversifier: bytes | None = None,
+) -> bytes:
+    """The clear bytes of a packet; pass the key section only on packets that carry it."""
+    raw = tid & C.TID_MASK
+    extra = b""
+    if client_public is not None:
+        assert key_id is not None and nonce & 1, "a client key section goes on client packets"
+        raw |= C.FLAG_KEY
+        extra = client_public + key_id
+    elif diversifier is not None:
+        assert not nonce & 1, "a diversifier goes on server packets"
+        raw |= C.FLAG_KEY
+        extra = diversifier
+    return _HEADER.pack(raw, nonce) + extra

@@ -1,0 +1,1066 @@
+"""A tunnel: the encrypted, reliable, congestion-controlled channel between two hosts.
+
+One ``Tunnel`` per peer. It owns the two direction keys and their nonces, the replay window,
+acknowledgements, loss recovery, congestion control, pacing and the tunnel-wide flow-control
+window, and multiplexes ``Connection``s over all that. Connection 0 is the control connection:
+its RPCs (Create, Refuse, Reset, the window updates, Close, Hello) are frames without a stream.
+
+The tunnel does no I/O: the ``Endpoint`` hands it authenticated-looking datagrams
+(``receive``), asks it for datagrams (``datagrams_to_send``) and fires its timer
+(``handle_timer``). The application drives it with ``open_connection``, ``send``, ``consume``,
+``reset_connection``, ``send_datagram`` and ``close``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from . import constants as C
+from . import events
+from .congestion import Pacer, create_congestion_control
+from .connection import Connection
+from .crypto import DirectionKey, server_to_client_key
+from .errors import (
+    FlowControlError,
+    FrameEncodingError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
+from .frames import (
+    Ack,
+    Blocked,
+    Close,
+    Create,
+    Datagram,
+    Hello,
+    HelloAck,
+    MaxConnData,
+    MaxConns,
+    MaxData,
+    Padding,
+    Ping,
+    Refuse,
+    Reset,
+    Stream,
+    decode_frames,
+    encode_ack,
+    encode_frame,
+    stream_header,
+    stream_overhead,
+)
+from .packet import Header, build_header
+from .rangeset import RangeSet
+from .recovery import LossRecovery, SentPacket
+from .replay import ReplayWindow
+
+if TYPE_CHECKING:
+    from .endpoint import Endpoint
+
+# Tunnel states.
+OPEN = "open"
+CLOSING = "closing"  # we sent Close; we linger to repeat it if the peer keeps talking
+DRAINING = "draining"  # the peer sent Close; we stay silent until the linger ends
+CLOSED = "closed"
+
+# Tags of the records a sent packet keeps about its retransmittable content.
+_M_STREAM = 0  # (tag, cid, offset, length, fin)
+_M_CONTROL = 1  # (tag, frame): resend the same frame
+_M_ACK = 2  # (tag, largest acknowledged in the ACK we sent)
+_M_CONN_WINDOW = 3  # (tag, cid): resend the current window
+_M_TUNNEL_WINDOW = 4  # (tag,)
+_M_CREATE = 5  # (tag, cid)
+_M_MAX_CONNS = 6  # (tag,)
+
+_AEAD_OVERHEAD = C.BOX_TAG_SIZE
+_PING = b"\x01"
+
+
+class Tunnel:
+    """See the module docstring. Created by ``Endpoint.connect`` (client) or by the endpoint when
+    an authenticated first packet arrives (server)."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        is_client: bool,
+        tid: int,
+        peer: Any,
+        now: float,
+        send_key: DirectionKey,
+        recv_key: DirectionKey | None,
+    ) -> None:
+        config = endpoint.config
+        self.endpoint = endpoint
+        self.config = config
+        self.is_client = is_client
+        self.tid = tid
+        self.peer = peer
+        self.state = OPEN
+        self.created_at = now
+        #: Client: the server answered. Server: always (a tunnel exists only once authenticated).
+        self.established = not is_client
+
+        self._send_key = send_key
+        self._recv_key = recv_key
+        self._parity = C.CLIENT_NONCE_PARITY if is_client else C.SERVER_NONCE_PARITY
+        self._next_pn = 0
+        self._replay = ReplayWindow()
+        # Client only, until the server's first packet: what we need to derive the receive key.
+        self._shared: bytes | None = None
+        self._key_section: bytes | None = None  # client ephemeral key + key id, in clear
+        # Server only: the diversifier we send until the client acknowledges a packet of ours.
+        self._diversifier: bytes | None = None
+        self._peer_has_diversifier = is_client
+        self.identity: bytes | None = None  # client: the server's identity key
+
+        # Acknowledgements of what we receive.
+        self._recv_pns = RangeSet()
+        self._ack_eliciting_unacked = 0
+        self._ack_deadline: float | None = None
+        self._largest_recv_pn = -1
+        self._largest_recv_time = 0.0
+        self._ack_immediately = False
+
+        # Loss recovery, congestion control, pacing.
+        self.recovery = LossRecovery(
+            create_congestion_control(config.congestion_control, config.max_datagram_size),
+            max_ack_delay=config.max_ack_delay,
+            initial_rtt=config.initial_rtt,
+        )
+        self.pacer = Pacer(config.max_datagram_size) if config.pacing else None
+        self._pacer_wake: float | None = None
+        self._probes = 0
+
+        # Connections.
+        self.connections: dict[int, Connection] = {}
+        self._ready: deque[Connection] = deque()  # connections that may have data to send
+        self._window_updates: deque[Connection] = deque()  # connections owing a MaxConnData
+        self._next_local_cid = 1 if is_client else 2
+        self._local_opened = 0  # connections we opened (ordinal of the last one)
+        self._peer_max_conns = C.INITIAL_MAX_CONNS  # how many the peer lets us open in total
+        self._peer_cids = RangeSet()  # peer-initiated cids ever seen (as ordinals)
+        self._peer_open = 0  # peer-initiated connections currently open
+        self._local_max_conns = C.INITIAL_MAX_CONNS  # cumulative limit we granted the peer
+        self._max_conns_pending = config.max_connections > C.INITIAL_MAX_CONNS
+        self._peer_conns_closed = 0
+
+        # Tunnel-wide flow control.
+        self._peer_max_data = C.INITIAL_TUNNEL_WINDOW
+        self._data_sent = 0  # new stream bytes sent, all connections
+        self._local_max_data = C.INITIAL_TUNNEL_WINDOW
+        self._data_received = 0  # highest offsets received, summed over connections
+        self._data_consumed = 0
+        self._tunnel_window_pending = config.tunnel_window > C.INITIAL_TUNNEL_WINDOW
+        self._blocked_sent_at = -1
+
+        self._control: deque[Any] = deque()  # control frames waiting to be sent
+        self._datagrams: deque[bytes] = deque()  # encoded Datagram frames (unreliable)
+        self._close_frame: bytes | None = None
+        self._close_deadline: float | None = None
+        self._close_sent = False
+
+        # Amplification limit (server, until the client's address is proven).
+        self.address_validated = is_client
+        self._unvalidated_received = 0
+        self._unvalidated_sent = 0
+
+        # Early data (0-RTT) and clock skew.
+        self.early_data_accepted: bool | None = None
+        self.clock_skew_ms = 0
+
+        self._last_received = now
+        self._last_sent = now
+        self._trace = config.trace
+
+        # Statistics.
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.packets_sent = 0
+        self.packets_received = 0
+        self.packets_lost = 0
+        self.packets_retransmitted = 0
+        self.drops: dict[str, int] = {}
+        self._scheduled: float | None = None  # the endpoint's bookkeeping of our timer
+
+    # --- construction helpers ----------------------------------------------------------------
+
+    @classmethod
+    def new_client(
+        cls,
+        endpoint: Endpoint,
+        *,
+        tid: int,
+        peer: Any,
+        now: float,
+        send_key: DirectionKey,
+        shared: bytes,
+        key_section: bytes,
+        identity: bytes,
+        client_time_ms: int,
+    ) -> Tunnel:
+        tunnel = cls(
+            endpoint, is_client=True, tid=tid, peer=peer, now=now, send_key=send_key,
+            recv_key=None,
+        )
+        tunnel._shared = shared
+        tunnel._key_section = key_section
+        tunnel.identity = identity
+        tunnel._control.append(Hello(C.PROTOCOL_VERSION, client_time_ms))
+        return tunnel
+
+    @classmethod
+    def new_server(
+        cls,
+        endpoint: Endpoint,
+        *,
+        tid: int,
+        peer: Any,
+        now: float,
+        shared: bytes,
+        recv_key: DirectionKey,
+        diversifier: bytes,
+        key_section: bytes,
+    ) -> Tunnel:
+        send_key = DirectionKey(
+            server_to_client_key(shared, diversifier), C.DIRECTION_SERVER_TO_CLIENT
+        )
+        tunnel = cls(
+            endpoint, is_client=False, tid=tid, peer=peer, now=now, send_key=send_key,
+            recv_key=recv_key,
+        )
+        tunnel._diversifier = diversifier
+        tunnel._key_section = key_section
+        return tunnel
+
+    # --- application API ---------------------------------------------------------------------
+
+    def open_connection(self, service: str, *, retry_safe: bool = False) -> int:
+        """Open a connection to ``service``; returns its id at once (0-RTT: data written now
+        goes in the first flight if ``retry_safe``; other data waits for the server's answer)."""
+        self._check_open()
+        encoded = service.encode()
+        if not encoded or len(encoded) > C.MAX_SERVICE_NAME:
+            raise LocalProtocolError(f"service name must be 1 to {C.MAX_SERVICE_NAME} bytes")
+        cid = self._next_local_cid
+        self._next_local_cid += 2
+        self._local_opened += 1
+        conn = Connection(
+            cid, service, local=True, retry_safe=retry_safe,
+            send_limit=C.INITIAL_CONN_WINDOW, recv_limit=C.INITIAL_CONN_WINDOW,
+            recv_window=self.config.connection_window,
+        )
+        self.connections[cid] = conn
+        if self.config.connection_window > C.INITIAL_CONN_WINDOW:
+            self._queue_window_update(conn)
+        self._mark_ready(conn)
+        return cid
+
+    def send(self, cid: int, data: bytes, end_stream: bool = False) -> None:
+        """Queue ``data`` on connection ``cid``; ``end_stream`` half-closes after it."""
+        conn = self._writable_connection(cid)
+        if data:
+            conn.send.write(bytes(data))
+        if end_stream:
+            conn.send.finish()
+        self._mark_ready(conn)
+        self.endpoint._touch(self)
+
+    def send_eof(self, cid: int) -> None:
+        """Half-close: the peer reads end-of-stream after what was sent; we can still read."""
+        self.send(cid, b"", end_stream=True)
+
+    def consume(self, cid: int, nbytes: int) -> None:
+        """The application took ``nbytes`` of ``cid``'s received data: reopen that much window."""
+        if nbytes <= 0:
+            return
+        self._data_consumed += nbytes
+        if self._local_max_data - self._data_consumed < self.config.tunnel_window // 2:
+            self._local_max_data = self._data_consumed + self.config.tunnel_window
+            self._tunnel_window_pending = True
+        conn = self.connections.get(cid)
+        if conn is not None and not conn.reset:
+            conn.consumed += nbytes
+            if conn.recv.final_size is None and (
+                conn.recv_limit - conn.consumed < conn.recv_window // 2
+            ):
+                conn.recv_limit = conn.consumed + conn.recv_window
+                self._queue_window_update(conn)
+            self._maybe_finish(conn)
+        self.endpoint._touch(self)
+
+    def reset_connection(self, cid: int, code: int = C.ERR_APPLICATION) -> None:
+        """Abort ``cid`` both ways: unsent data is dropped, the peer gets ConnectionReset."""
+        conn = self.connections.get(cid)
+        if conn is None:
+            raise LocalProtocolError(f"no connection {cid}")
+        if not conn.create_pending:
+            self._control.append(Reset(cid, code, conn.send.write_offset))
+        self._drop_connection(conn)
+        self.endpoint._touch(self)
+
+    def send_datagram(self, cid: int, data: bytes) -> None:
+        """An unreliable message on ``cid`` (no retransmission; dropped if it does not fit)."""
+        self._check_open()
+        if len(data) > self.config.max_datagram_size - 100:
+            raise LocalProtocolError("datagram larger than a packet")
+        self._datagrams.append(encode_frame(Datagram(cid, bytes(data))))
+        if len(self._datagrams) > 1024:  # unreliable: drop the oldest rather than grow
+            self._datagrams.popleft()
+        self.endpoint._touch(self)
+
+    def buffered(self, cid: int) -> int:
+        """Bytes written to ``cid`` and not yet acknowledged (what ``drain()`` waits on)."""
+        conn = self.connections.get(cid)
+        return conn.send.buffered if conn is not None else 0
+
+    def close(self, code: int = C.ERR_NONE, reason: str = "") -> None:
+        """Close the tunnel and every connection in it; the peer is told with a Close frame."""
+        if self.state != OPEN:
+            return
+        self._close_frame = encode_frame(Close(code, reason.encode()[: C.MAX_REASON_SIZE]))
+        self._enter_closing(CLOSING, code, reason, by_peer=False)
+        self.endpoint._touch(self)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and estimates for monitoring (always on, cheap)."""
+        rtt = self.recovery.rtt
+        cc = self.recovery.congestion
+        return {
+            "tid": self.tid,
+            "state": self.state,
+            "peer": self.peer,
+            "established": self.established,
+            "smoothed_rtt": rtt.smoothed_rtt,
+            "min_rtt": rtt.min_rtt,
+            "latest_rtt": rtt.latest_rtt,
+            "rttvar": rtt.rttvar,
+            "cwnd": cc.cwnd,
+            "ssthresh": cc.ssthresh,
+            "congestion_control": cc.name,
+            "bytes_in_flight": self.recovery.bytes_in_flight,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "packets_sent": self.packets_sent,
+            "packets_received": self.packets_received,
+            "packets_lost": self.packets_lost,
+            "packets_retransmitted": self.packets_retransmitted,
+            "connections": len(self.connections),
+            "drops": dict(self.drops),
+        }
+
+    # --- input -------------------------------------------------------------------------------
+
+    def receive(self, header: Header, data: bytes, addr: Any, now: float) -> None:
+        """A datagram whose TID is ours. Drops (and counts) anything that does not authenticate."""
+        if self.state == CLOSED:
+            return
+        nonce = header.nonce
+        if (nonce & 1) == self._parity:
+            self._drop("wrong_direction")
+            return
+        if not self._replay.check(nonce):
+            self._drop("replay")
+            return
+        key = self._recv_key
+        new_key = False
+        if header.client_public is not None:
+            # A client's retransmitted first packet: its clear key section must be unchanged.
+            if self._key_section is None or header.client_public + header.key_id != (
+                self._key_section
+            ):
+                self._drop("key_section_mismatch")
+                return
+        elif header.diversifier is not None:
+            if key is None:
+                if self._shared is None:
+                    self._drop("no_key")
+                    return
+                key = DirectionKey(
+                    server_to_client_key(self._shared, header.diversifier),
+                    C.DIRECTION_SERVER_TO_CLIENT,
+                )
+                new_key = True
+            elif header.diversifier != self._diversifier:
+                self._drop("diversifier_mismatch")
+                return
+        if key is None:
+            self._drop("no_key")
+            return
+        plaintext = key.open(memoryview(data)[header.box_offset :], header.tid, nonce)
+        if plaintext is None:
+            self._drop("auth")
+            return
+        self.process_plaintext(header, plaintext, len(data), addr, now, new_key=key if new_key else None)
+
+    def process_plaintext(
+        self,
+        header: Header,
+        plaintext: bytes,
+        size: int,
+        addr: Any,
+        now: float,
+        *,
+        new_key: DirectionKey | None = None,
+    ) -> None:
+        """An authenticated packet: parse its frames and act on them."""
+        try:
+            frames = decode_frames(plaintext)
+        except FrameEncodingError as exc:
+            # Authenticated but malformed: the peer is broken. Close, as QUIC does.
+            self._drop("malformed_frames")
+            self._protocol_error(exc)
+            return
+        if new_key is not None:  # the server's first packet: now we know its diversifier
+            self._recv_key = new_key
+            self._diversifier = header.diversifier
+            self._shared = None
+            self._key_section = None
+        self._replay.accept(header.nonce)
+        pn = header.nonce >> 1
+        self.packets_received += 1
+        self.bytes_received += size
+        self._last_received = now
+        if not self.address_validated:
+            self._unvalidated_received += size
+        if addr != self.peer and pn > self._largest_recv_pn:
+            self._on_new_path(addr)
+        if pn > self._largest_recv_pn:
+            self._largest_recv_pn = pn
+            self._largest_recv_time = now
+        elif pn < self._largest_recv_pn:
+            self._ack_immediately = True  # out of order: tell the sender at once
+        self._recv_pns.add(pn, pn + 1)
+        if len(self._recv_pns) > C.MAX_ACK_RANGES:
+            self._recv_pns.shift()
+
+        if not self.established:
+            self.established = True
+            self.endpoint._events.append(events.TunnelEstablished(self, addr))
+        eliciting = False
+        try:
+            for frame in frames:
+                kind = type(frame)
+                if kind is Stream:
+                    eliciting = True
+                    self._on_stream(frame)
+                elif kind is Ack:
+                    self._on_ack(frame, now)
+                elif kind is Padding:
+                    pass
+                else:
+                    if kind is not Close:
+                        eliciting = True
+                    self._on_control(frame, now)
+                    if self.state != OPEN:
+                        break
+        except RemoteProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        if eliciting:
+            self._ack_eliciting_unacked += 1
+            if self._ack_deadline is None:
+                self._ack_deadline = now + self.config.max_ack_delay
+        if self._trace:
+            self._trace(now, "transport:packet_received", {"pn": pn, "size": size})
+
+    # --- frame handlers ----------------------------------------------------------------------
+
+    def _on_stream(self, frame: Stream) -> None:
+        conn = self._conn_for_peer_frame(frame.cid)
+        if conn is None:
+            return
+        if conn.reset:
+            return
+        new = conn.recv.add(frame.offset, frame.data, frame.fin)
+        if new:
+            if conn.recv.highest > conn.recv_limit:
+                raise FlowControlError(f"connection {conn.cid} sent past its window")
+            self._data_received += new
+            if self._data_received > self._local_max_data:
+                raise FlowControlError("peer sent past the tunnel window")
+        self._deliver(conn)
+
+    def _deliver(self, conn: Connection) -> None:
+        if not conn.opened:
+            return  # held until the Create arrives (and is accepted)
+        readable = conn.recv.readable
+        fin_now = conn.recv.final_size is not None and not conn.fin_delivered and (
+            conn.recv.read_offset + readable == conn.recv.final_size
+        )
+        if readable or fin_now:
+            data = conn.recv.read()
+            if fin_now:
+                conn.fin_delivered = True
+            self.endpoint._events.append(events.DataReceived(self, conn.cid, data, fin_now))
+            if fin_now:
+                self._maybe_finish(conn)
+
+    def _on_ack(self, frame: Ack, now: float) -> None:
+        acked, lost = self.recovery.on_ack_received(frame.ranges, frame.delay / 1e6, now)
+        if acked:
+            if not self._peer_has_diversifier:
+                self._peer_has_diversifier = True
+            if not self.address_validated:
+                self.address_validated = True
+            for packet in acked:
+                self._on_packet_acked(packet)
+        if lost:
+            self._on_packets_lost(lost)
+        self._update_pacer()
+
+    def _on_packet_acked(self, packet: SentPacket) -> None:
+        for meta in packet.frames:
+            tag = meta[0]
+            if tag == _M_STREAM:
+                conn = self.connections.get(meta[1])
+                if conn is not None:
+                    conn.send.on_acked(meta[2], meta[3], meta[4])
+                    if meta[4] or conn.fin_delivered:
+                        self._maybe_finish(conn)
+            elif tag == _M_ACK:
+                # The peer has our ACK up to this packet: stop repeating older ranges.
+                self._recv_pns.trim_below(max(0, meta[1] - 2 * C.MAX_ACK_RANGES))
+
+    def _on_packets_lost(self, lost: list[SentPacket]) -> None:
+        self.packets_lost += len(lost)
+        connections = self.connections
+        for packet in lost:
+            if self._trace:
+                self._trace(0.0, "recovery:packet_lost", {"pn": packet.pn})
+            for meta in packet.frames:
+                tag = meta[0]
+                if tag == _M_STREAM:
+                    conn = connections.get(meta[1])
+                    if conn is not None and not conn.reset:
+                        conn.send.on_lost(meta[2], meta[3], meta[4])
+                        self._mark_ready(conn)
+                elif tag == _M_CONTROL:
+                    self._control.append(meta[1])
+                elif tag == _M_CONN_WINDOW:
+                    conn = connections.get(meta[1])
+                    if conn is not None:
+                        self._queue_window_update(conn)
+                elif tag == _M_TUNNEL_WINDOW:
+                    self._tunnel_window_pending = True
+                elif tag == _M_CREATE:
+                    conn = connections.get(meta[1])
+                    if conn is not None:
+                        conn.create_pending = True
+                        self._mark_ready(conn)
+                elif tag == _M_MAX_CONNS:
+                    self._max_conns_pending = True
+
+    def _on_control(self, frame: Any, now: float) -> None:
+        kind = type(frame)
+        if kind is Create:
+            self._on_create(frame)
+        elif kind is MaxConnData:
+            # For a connection the peer opened, this may arrive before its Create.
+            conn = self.connections.get(frame.cid) or self._conn_for_peer_frame(frame.cid)
+            if conn is not None and frame.maximum > conn.send_limit:
+                conn.send_limit = frame.maximum
+                self._mark_ready(conn)
+        elif kind is MaxData:
+            if frame.maximum > self._peer_max_data:
+                self._peer_max_data = frame.maximum
+                for conn in self.connections.values():
+                    if conn.has_data_to_send():
+                        self._mark_ready(conn)
+        elif kind is MaxConns:
+            if frame.maximum > self._peer_max_conns:
+                self._peer_max_conns = frame.maximum
+                for conn in self.connections.values():
+                    if conn.create_pending:
+                        self._mark_ready(conn)
+        elif kind is Refuse:
+            conn = self.connections.get(frame.cid)
+            if conn is not None and conn.local:
+                self._drop_connection(conn)
+                self.endpoint._events.append(
+                    events.ConnectionRefused(
+                        self, frame.cid, frame.code, frame.reason.decode(errors="replace")
+                    )
+                )
+        elif kind is Reset:
+            conn = self.connections.get(frame.cid)
+            if conn is not None:
+                self._drop_connection(conn)
+                self.endpoint._events.append(events.ConnectionReset(self, frame.cid, frame.code))
+        elif kind is Close:
+            self._enter_closing(
+                DRAINING, frame.code, frame.reason.decode(errors="replace"), by_peer=True
+            )
+        elif kind is Hello:
+            self._on_hello(frame)
+        elif kind is HelloAck:
+            if self.is_client and self.early_data_accepted is None:
+                self.clock_skew_ms = frame.clock_skew_ms
+                self.early_data_accepted = frame.early_data_accepted
+                if self.identity is not None:
+                    self.endpoint._learn_clock_skew(self.identity, frame.clock_skew_ms)
+        elif kind is Datagram:
+            self.endpoint._events.append(events.DatagramReceived(self, frame.cid, frame.data))
+        elif kind is Ping or kind is Blocked:
+            pass
+
+    def _on_hello(self, frame: Hello) -> None:
+        if self.is_client:
+            raise RemoteProtocolError("a server sent Hello", C.ERR_PROTOCOL)
+        if frame.version != C.PROTOCOL_VERSION:
+            raise RemoteProtocolError(f"unsupported version {frame.version}", C.ERR_PROTOCOL)
+        skew = int(self.endpoint.wall_time(self._last_received) * 1000) - frame.client_time_ms
+        self.early_data_accepted = True
+        self._control.append(HelloAck(skew, True))
+
+    def _on_create(self, frame: Create) -> None:
+        if (frame.cid & 1) == (0 if self.is_client else 1) or frame.cid == 0:
+            pass  # a peer-initiated id: fine
+        else:
+            raise RemoteProtocolError(f"Create for our own connection id {frame.cid}")
+        conn = self._conn_for_peer_frame(frame.cid)
+        if conn is None or conn.opened or conn.reset:
+            return  # a duplicate Create, or for a connection already gone
+        service = frame.service.decode(errors="replace")
+        conn.service = service
+        conn.retry_safe = frame.retry_safe
+        if service not in self.config.services:
+            self._refuse(conn, C.ERR_UNKNOWN_SERVICE, f"unknown service {service!r}")
+            return
+        conn.opened = True
+        self.endpoint._events.append(
+            events.ConnectionOpened(self, conn.cid, service, frame.retry_safe)
+        )
+        self._deliver(conn)
+
+    def _refuse(self, conn: Connection, code: int, reason: str) -> None:
+        self._control.append(Refuse(conn.cid, code, reason.encode()))
+        self._drop_connection(conn)
+
+    def _conn_for_peer_frame(self, cid: int) -> Connection | None:
+        """The connection a peer frame names, creating it if the peer opens it with this frame
+        (its Create may arrive later: data is held until then). None if it is gone."""
+        conn = self.connections.get(cid)
+        if conn is not None:
+            return conn
+        peer_parity = 0 if self.is_client else 1
+        if cid == 0 or (cid & 1) != peer_parity:
+            return None  # one of ours, already closed (or never opened: ignore)
+        ordinal = (cid + 1) >> 1 if peer_parity else cid >> 1
+        if ordinal in self._peer_cids:
+            return None  # closed already
+        if ordinal > self._local_max_conns:
+            raise RemoteProtocolError(
+                f"peer opened connection {cid} beyond the limit", C.ERR_CONNECTION_LIMIT
+            )
+        self._peer_cids.add(ordinal, ordinal + 1)
+        conn = Connection(
+            cid, "", local=False, retry_safe=False,
+            send_limit=C.INITIAL_CONN_WINDOW, recv_limit=C.INITIAL_CONN_WINDOW,
+            recv_window=self.config.connection_window,
+        )
+        self.connections[cid] = conn
+        self._peer_open += 1
+        if self.config.connection_window > C.INITIAL_CONN_WINDOW:
+            self._queue_window_update(conn)
+        return conn
+
+    # --- connection lifecycle ----------------------------------------------------------------
+
+    def _maybe_finish(self, conn: Connection) -> None:
+        if conn.closed or not conn.done:
+            return
+        conn.closed = True
+        self._forget_connection(conn)
+        self.endpoint._events.append(events.ConnectionClosed(self, conn.cid))
+
+    def _drop_connection(self, conn: Connection) -> None:
+        conn.reset = True
+        conn.closed = True
+        # Bytes the peer sent but the app never took still count as consumed for the tunnel.
+        unread = conn.recv.highest - conn.consumed
+        if unread > 0:
+            self._data_consumed += unread
+        self._forget_connection(conn)
+
+    def _forget_connection(self, conn: Connection) -> None:
+        if self.connections.pop(conn.cid, None) is None:
+            return
+        if not conn.local:
+            self._peer_open -= 1
+            self._peer_conns_closed += 1
+            # Let the peer open one more, keeping at most max_connections open at once.
+            self._local_max_conns = self._peer_conns_closed + self.config.max_connections
+            self._max_conns_pending = True
+
+    def _mark_ready(self, conn: Connection) -> None:
+        self._ready.append(conn)
+
+    def _queue_window_update(self, conn: Connection) -> None:
+        if not conn.window_update_pending:
+            conn.window_update_pending = True
+            self._window_updates.append(conn)
+
+    def _writable_connection(self, cid: int) -> Connection:
+        self._check_open()
+        conn = self.connections.get(cid)
+        if conn is None:
+            raise LocalProtocolError(f"no open connection {cid}")
+        if conn.send.finished:
+            raise LocalProtocolError(f"connection {cid} was already ended (write after end)")
+        return conn
+
+    def _check_open(self) -> None:
+        if self.state != OPEN:
+            raise LocalProtocolError(f"tunnel is {self.state}")
+
+    # --- closing -----------------------------------------------------------------------------
+
+    def _protocol_error(self, exc: RemoteProtocolError) -> None:
+        self.endpoint._count("protocol_error")
+        code = getattr(exc, "code", C.ERR_PROTOCOL)
+        self._close_frame = encode_frame(Close(code, str(exc).encode()[: C.MAX_REASON_SIZE]))
+        self._enter_closing(CLOSING, code, str(exc), by_peer=False)
+
+    def _enter_closing(self, state: str, code: int, reason: str, *, by_peer: bool) -> None:
+        if self.state != OPEN:
+            return
+        self.state = state
+        linger = C.CLOSE_LINGER_PTOS * (self.recovery.rtt.pto_base() + self.config.max_ack_delay)
+        self._close_deadline = self._last_received + linger
+        for conn in list(self.connections.values()):
+            conn.reset = True
+        self.connections.clear()
+        self._ready.clear()
+        self._control.clear()
+        self._datagrams.clear()
+        self.recovery.drop_all()
+        self.endpoint._events.append(events.TunnelClosed(self, code, reason, by_peer))
+
+    def _finalize(self) -> None:
+        self.state = CLOSED
+        self._send_key = None  # type: ignore[assignment]
+        self._recv_key = None
+        self._shared = None
+        self.endpoint._remove(self)
+
+    def _on_new_path(self, addr: Any) -> None:
+        """An authenticated, newest packet from a new address: follow the peer (mobility)."""
+        self.peer = addr
+        for packet in self.recovery.on_path_change():
+            self._on_packets_lost([packet])
+        if not self.is_client:
+            self.address_validated = False
+            self._unvalidated_received = 0
+            self._unvalidated_sent = 0
+            self._probes = max(self._probes, 1)  # elicit an ack from the new address at once
+
+    # --- timers ------------------------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        """The earliest time ``handle_timer`` has work to do, or None."""
+        if self.state != OPEN:
+            return self._close_deadline
+        deadline = self._last_received + self.config.idle_timeout
+        loss = self.recovery.get_loss_detection_timer()
+        if loss is not None and loss < deadline:
+            deadline = loss
+        if self._ack_deadline is not None and self._ack_deadline < deadline:
+            deadline = self._ack_deadline
+        if self._pacer_wake is not None and self._pacer_wake < deadline:
+            deadline = self._pacer_wake
+        keepalive = self.config.keepalive_interval
+        if keepalive is not None and self._last_sent + keepalive < deadline:
+            deadline = self._last_sent + keepalive
+        return deadline
+
+    def handle_timer(self, now: float) -> None:
+        if self.state != OPEN:
+            if self._close_deadline is not None and now >= self._close_deadline:
+                self._finalize()
+            return
+        if now >= self._last_received + self.config.idle_timeout:
+            self._enter_closing(DRAINING, C.ERR_IDLE_TIMEOUT, "idle timeout", by_peer=False)
+            self._close_deadline = now
+            self._finalize()
+            return
+        loss = self.recovery.get_loss_detection_timer()
+        if loss is not None and now >= loss:
+            lost, probes = self.recovery.on_loss_detection_timeout(now)
+            if lost:
+                self._on_packets_lost(lost)
+            if probes:
+                self._probes = probes
+                self._requeue_for_probe()
+            self._update_pacer()
+        keepalive = self.config.keepalive_interval
+        if keepalive is not None and now >= self._last_sent + keepalive:
+            self._probes = max(self._probes, 1)
+        if self._pacer_wake is not None and now >= self._pacer_wake:
+            self._pacer_wake = None
+
+    def _requeue_for_probe(self) -> None:
+        """A PTO fired: make sure the probe carries something useful (oldest unacked data)."""
+        for conn in self.connections.values():
+            if conn.send.sent_offset > conn.send.acked_offset or conn.create_pending:
+                self._mark_ready(conn)
+
+    # --- output ------------------------------------------------------------------------------
+
+    def datagrams_to_send(self, now: float) -> list[bytes]:
+        """Every datagram this tunnel may send now (congestion, pacing and amplification allowing)."""
+        if self.state != OPEN:
+            if self.state == CLOSING and not self._close_sent and self._close_frame is not None:
+                self._close_sent = True
+                packet = self._seal(self._close_frame, now, ack_eliciting=False, meta=())
+                return [packet] if packet is not None else []
+            return []
+        out: list[bytes] = []
+        while True:
+            packet = self._build_packet(now)
+            if packet is None:
+                break
+            out.append(packet)
+        return out
+
+    def _header(self) -> bytes:
+        pn = self._next_pn
+        nonce = 2 * pn + self._parity
+        if self.is_client:
+            if self._key_section is not None:
+                return build_header(
+                    self.tid, nonce, client_public=self._key_section[: C.PUBLIC_KEY_SIZE],
+                    key_id=self._key_section[C.PUBLIC_KEY_SIZE :],
+                )
+            return build_header(self.tid, nonce)
+        if not self._peer_has_diversifier:
+            return build_header(self.tid, nonce, diversifier=self._diversifier)
+        return build_header(self.tid, nonce)
+
+    def _ack_due(self, now: float) -> bool:
+        if not self._ack_eliciting_unacked:
+            return False
+        return (
+            self._ack_immediately
+            or self._ack_eliciting_unacked >= C.ACK_ELICITING_THRESHOLD
+            or (self._ack_deadline is not None and now >= self._ack_deadline)
+            or not self.established  # never delay the answer to a first flight
+            or (not self.is_client and self.early_data_accepted and not self._peer_has_diversifier)
+        )
+
+    def _build_packet(self, now: float) -> bytes | None:
+        header = self._header()
+        mds = self.config.max_datagram_size
+        if not self.address_validated:
+            budget = self._unvalidated_received - self._unvalidated_sent
+            mds = min(mds, budget)
+            if mds < len(header) + _AEAD_OVERHEAD + 32:
+                return None  # amplification limit: wait for the client to prove its address
+        space = mds - len(header) - _AEAD_OVERHEAD
+        recovery = self.recovery
+        probe = self._probes > 0
+        # May we send ack-eliciting content now? Congestion window, then pacing.
+        can_send = probe or recovery.can_send(mds)
+        if can_send and not probe and self.pacer is not None:
+            wake = self.pacer.next_send_time(now)
+            if wake is not None and wake > now:
+                can_send = False
+                if self._has_pending_content():
+                    self._pacer_wake = wake
+        parts: list[bytes] = []
+        meta: list[tuple[Any, ...]] = []
+        ack_due = self._ack_due(now)
+        if self._recv_pns and (ack_due or (can_send and self._ack_eliciting_unacked)):
+            ack = self._build_ack(now)
+            if len(ack) <= space:
+                parts.append(ack)
+                space -= len(ack)
+                meta.append((_M_ACK, self._largest_recv_pn))
+        eliciting = False
+        if can_send:
+            eliciting, space = self._fill(parts, meta, space)
+            if not eliciting and probe:
+                parts.append(_PING)
+                space -= 1
+                eliciting = True
+        if not parts:
+            return None
+        if self._key_section is not None and self.is_client and eliciting:
+            # Packets carrying the client key are padded so that the server may answer them
+            # (amplification limit) and to hide the request size.
+            pad = max(0, C.MIN_FIRST_PACKET_SIZE - (mds - space))
+            if pad:
+                parts.append(bytes(pad))
+        if not eliciting and not meta:
+            return None
+        if eliciting and self._probes > 0:
+            self._probes -= 1
+        payload = b"".join(parts)
+        packet = self._seal_payload(header, payload, now, eliciting, meta)
+        return packet
+
+    def _has_pending_content(self) -> bool:
+        return bool(self._control or self._ready or self._datagrams or self._window_updates)
+
+    def _fill(
+        self, parts: list[bytes], meta: list[tuple[Any, ...]], space: int
+    ) -> tuple[bool, int]:
+        """Append control frames, window updates, Creates and stream data that fit in ``space``."""
+        eliciting = False
+        control = self._control
+        while control and space > 0:
+            frame = control[0]
+            encoded = encode_frame(frame)
+            if len(encoded) > space:
+                break
+            control.popleft()
+            parts.append(encoded)
+            meta.append((_M_CONTROL, frame))
+            space -= len(encoded)
+            eliciting = True
+        if self._tunnel_window_pending and space > 16:
+            self._tunnel_window_pending = False
+            encoded = encode_frame(MaxData(self._local_max_data))
+            parts.append(encoded)
+            meta.append((_M_TUNNEL_WINDOW,))
+            space -= len(encoded)
+            eliciting = True
+        if self._max_conns_pending and space > 16:
+            self._max_conns_pending = False
+            self._local_max_conns = max(self._local_max_conns, self.config.max_connections)
+            encoded = encode_frame(MaxConns(self._local_max_conns))
+            parts.append(encoded)
+            meta.append((_M_MAX_CONNS,))
+            space -= len(encoded)
+            eliciting = True
+        updates = self._window_updates
+        while updates and space > 16:
+            conn = updates.popleft()
+            if not conn.window_update_pending or conn.closed:
+                continue
+            conn.window_update_pending = False
+            encoded = encode_frame(MaxConnData(conn.cid, conn.recv_limit))
+            parts.append(encoded)
+            meta.append((_M_CONN_WINDOW, conn.cid))
+            space -= len(encoded)
+            eliciting = True
+        while self._datagrams and len(self._datagrams[0]) <= space:
+            encoded = self._datagrams.popleft()
+            parts.append(encoded)
+            space -= len(encoded)
+            eliciting = True
+        ready = self._ready
+        attempts = len(ready)
+        while ready and attempts > 0 and space > 24:
+            attempts -= 1
+            conn = ready.popleft()
+            if conn.closed or conn.reset:
+                continue
+            used, more = self._fill_connection(conn, parts, meta, space)
+            if used:
+                space -= used
+                eliciting = True
+            if more:
+                ready.append(conn)
+        return eliciting, space
+
+    def _fill_connection(
+        self, conn: Connection, parts: list[bytes], meta: list[tuple[Any, ...]], space: int
+    ) -> tuple[int, bool]:
+        """Frames of one connection into ``space``: (bytes used, may have more to send)."""
+        used = 0
+        cid = conn.cid
+        if conn.create_pending:
+            if conn.local and (cid + 1) >> 1 > self._peer_max_conns and cid & 1:
+                return 0, False  # over the peer's connection limit: MaxConns will wake us
+            if not conn.local and cid >> 1 > self._peer_max_conns:
+                return 0, False
+            if not self.established and not conn.retry_safe:
+                return 0, False  # not retry-safe: wait for the server's answer (no 0-RTT)
+            encoded = encode_frame(Create(cid, conn.service.encode(), conn.retry_safe))
+            if len(encoded) > space:
+                return 0, True
+            conn.create_pending = False
+            parts.append(encoded)
+            meta.append((_M_CREATE, cid))
+            used += len(encoded)
+            space -= len(encoded)
+        send = conn.send
+        old_sent = send.sent_offset
+        tunnel_credit = self._peer_max_data - self._data_sent
+        limit = min(conn.send_limit, old_sent + tunnel_credit)
+        if not send.has_data_to_send(limit):
+            if tunnel_credit <= 0 and send.write_offset > old_sent:
+                self._send_blocked()
+            return used, False
+        overhead = stream_overhead(cid, send.sent_offset, space)
+        chunk = send.next_chunk(space - overhead, limit)
+        if chunk is None:
+            return used, False
+        offset, data, fin = chunk
+        length = len(data)
+        frame_header = stream_header(cid, offset, length, fin)
+        parts.append(frame_header)
+        parts.append(data)
+        meta.append((_M_STREAM, cid, offset, length, fin))
+        used += len(frame_header) + length
+        end = offset + length
+        if end > old_sent:
+            self._data_sent += end - old_sent
+        if offset < old_sent:
+            self.packets_retransmitted += 1
+        credit = self._peer_max_data - self._data_sent
+        return used, send.has_data_to_send(min(conn.send_limit, send.sent_offset + credit))
+
+    def _send_blocked(self) -> None:
+        if self._blocked_sent_at != self._peer_max_data:
+            self._blocked_sent_at = self._peer_max_data
+            self._control.append(Blocked(self._peer_max_data))
+
+    def _build_ack(self, now: float) -> bytes:
+        ranges = [(start, stop - 1) for start, stop in reversed(list(self._recv_pns))]
+        delay = int(max(0.0, now - self._largest_recv_time) * 1e6)
+        self._ack_eliciting_unacked = 0
+        self._ack_deadline = None
+        self._ack_immediately = False
+        return encode_ack(ranges, delay)
+
+    def _seal_payload(
+        self, header: bytes, payload: bytes, now: float, eliciting: bool, meta: list[Any]
+    ) -> bytes:
+        pn = self._next_pn
+        self._next_pn += 1
+        nonce = 2 * pn + self._parity
+        packet = self._send_key.seal(header, self.tid, nonce, payload)
+        size = len(packet)
+        self.recovery.on_packet_sent(SentPacket(pn, now, size, eliciting, eliciting, meta))
+        if eliciting and self.pacer is not None:
+            self.pacer.on_packet_sent(size, now)
+        self.packets_sent += 1
+        self.bytes_sent += size
+        if eliciting:
+            self._last_sent = now
+        if not self.address_validated:
+            self._unvalidated_sent += size
+        if self._trace:
+            self._trace(now, "transport:packet_sent", {"pn": pn, "size": size})
+        return packet
+
+    def _seal(self, payload: bytes, now: float, *, ack_eliciting: bool, meta: Any) -> bytes | None:
+        return self._seal_payload(self._header(), payload, now, ack_eliciting, list(meta))
+
+    def _update_pacer(self) -> None:
+        if self.pacer is not None:
+            rtt = self.recovery.rtt
+            self.pacer.update_rate(
+                self.recovery.congestion.cwnd, rtt.smoothed_rtt, rtt_sampled=rtt.has_sample
+            )
+
+    def _drop(self, reason: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+        self.endpoint._count(reason)
+
+    def __repr__(self) -> str:
+        role = "client" if self.is_client else "server"
+        return f"<Tunnel {role} tid={self.tid:#x} {self.state} peer={self.peer}>"

@@ -1,0 +1,1 @@
+"""Test support shipped with minimalt: the in-memory simulated network (``sim``)."""
