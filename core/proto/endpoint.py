@@ -182,13 +182,17 @@ class Endpoint:
     def handle_timer(self, now: float) -> None:
         """Run every tunnel timer that is due at ``now``."""
         timers = self._timers
+        due: list[Tunnel] = []
         while timers and timers[0][0] <= now:
             deadline, _, tunnel = heapq.heappop(timers)
             if tunnel._scheduled != deadline:
                 continue  # superseded by an earlier entry that already ran
             tunnel._scheduled = None
-            if self.tunnels.get(tunnel.tid) is not tunnel:
-                continue
+            if self.tunnels.get(tunnel.tid) is tunnel:
+                due.append(tunnel)
+        # Rescheduled only after the loop: some deadlines (a due ACK, pacing) are met by the
+        # next datagrams_to_send, not here, and would otherwise come round again at once.
+        for tunnel in due:
             tunnel.handle_timer(now)
             self._touch(tunnel)
             self._reschedule(tunnel)

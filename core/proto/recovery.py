@@ -354,16 +354,19 @@ class LossRecovery:
         loss_delay = K_TIME_THRESHOLD * (latest_rtt if latest_rtt > smoothed_rtt else smoothed_rtt)
         if loss_delay < K_GRANULARITY:
             loss_delay = K_GRANULARITY
-        lost_send_time = now - loss_delay
         pn_threshold = largest_acked - K_PACKET_THRESHOLD
         lost: list[SentPacket] = []
         for pn, packet in sent.items():
             if pn > largest_acked:
                 break
-            if pn <= pn_threshold or packet.time_sent <= lost_send_time:
+            # Compare ``time_sent + loss_delay`` with now, the very expression stored as the
+            # loss time: ``time_sent <= now - loss_delay`` can round the other way and leave a
+            # timer that fires at its deadline yet never finds the packet lost.
+            loss_time = packet.time_sent + loss_delay
+            if pn <= pn_threshold or loss_time <= now:
                 lost.append(packet)
             else:
-                self._loss_time = packet.time_sent + loss_delay
+                self._loss_time = loss_time
                 break
         if lost:
             lost_bytes = 0

@@ -275,10 +275,7 @@ class Tunnel:
         """The application took ``nbytes`` of ``cid``'s received data: reopen that much window."""
         if nbytes <= 0:
             return
-        self._data_consumed += nbytes
-        if self._local_max_data - self._data_consumed < self.config.tunnel_window // 2:
-            self._local_max_data = self._data_consumed + self.config.tunnel_window
-            self._tunnel_window_pending = True
+        self._credit_tunnel(nbytes)
         conn = self.connections.get(cid)
         if conn is not None and not conn.reset:
             conn.consumed += nbytes
@@ -289,6 +286,12 @@ class Tunnel:
                 self._queue_window_update(conn)
             self._maybe_finish(conn)
         self.endpoint._touch(self)
+
+    def _credit_tunnel(self, nbytes: int) -> None:
+        self._data_consumed += nbytes
+        if self._local_max_data - self._data_consumed < self.config.tunnel_window // 2:
+            self._local_max_data = self._data_consumed + self.config.tunnel_window
+            self._tunnel_window_pending = True
 
     def reset_connection(self, cid: int, code: int = C.ERR_APPLICATION) -> None:
         """Abort ``cid`` both ways: unsent data is dropped, the peer gets ConnectionReset."""
@@ -435,6 +438,8 @@ class Tunnel:
         if len(self._recv_pns) > C.MAX_ACK_RANGES:
             self._recv_pns.shift()
 
+        if self.packets_received == 1:
+            self._ack_immediately = True  # acknowledge a first flight at once (address proof)
         if not self.established:
             self.established = True
             self.endpoint._events.append(events.TunnelEstablished(self, addr))
@@ -520,8 +525,9 @@ class Tunnel:
                     if meta[4] or conn.fin_delivered:
                         self._maybe_finish(conn)
             elif tag == _M_ACK:
-                # The peer has our ACK up to this packet: stop repeating older ranges.
-                self._recv_pns.trim_below(max(0, meta[1] - 2 * C.MAX_ACK_RANGES))
+                # The peer has our ACK up to this packet: stop repeating those ranges (RFC 9000
+                # §13.2.4); duplicates are still caught by the replay window.
+                self._recv_pns.trim_below(meta[1] + 1)
 
     def _on_packets_lost(self, lost: list[SentPacket]) -> None:
         self.packets_lost += len(lost)
@@ -681,7 +687,7 @@ class Tunnel:
         # Bytes the peer sent but the app never took still count as consumed for the tunnel.
         unread = conn.recv.highest - conn.consumed
         if unread > 0:
-            self._data_consumed += unread
+            self._credit_tunnel(unread)
         self._forget_connection(conn)
 
     def _forget_connection(self, conn: Connection) -> None:
@@ -845,8 +851,7 @@ class Tunnel:
             self._ack_immediately
             or self._ack_eliciting_unacked >= C.ACK_ELICITING_THRESHOLD
             or (self._ack_deadline is not None and now >= self._ack_deadline)
-            or not self.established  # never delay the answer to a first flight
-            or (not self.is_client and self.early_data_accepted and not self._peer_has_diversifier)
+            or not self._peer_has_diversifier  # server: answer a first flight at once
         )
 
     def _build_packet(self, now: float) -> bytes | None:
@@ -870,13 +875,10 @@ class Tunnel:
                     self._pacer_wake = wake
         parts: list[bytes] = []
         meta: list[tuple[Any, ...]] = []
-        ack_due = self._ack_due(now)
-        if self._recv_pns and (ack_due or (can_send and self._ack_eliciting_unacked)):
-            ack = self._build_ack(now)
-            if len(ack) <= space:
-                parts.append(ack)
-                space -= len(ack)
-                meta.append((_M_ACK, self._largest_recv_pn))
+        # Reserve room for an ACK; it goes in if the packet carries anything else or is due.
+        ack = self._encode_ack(now) if self._ack_eliciting_unacked and self._recv_pns else None
+        if ack is not None:
+            space -= len(ack)
         eliciting = False
         if can_send:
             eliciting, space = self._fill(parts, meta, space)
@@ -884,7 +886,13 @@ class Tunnel:
                 parts.append(_PING)
                 space -= 1
                 eliciting = True
-        if not parts:
+        if ack is not None and (eliciting or self._ack_due(now)):
+            parts.insert(0, ack)
+            meta.append((_M_ACK, self._largest_recv_pn))
+            self._ack_eliciting_unacked = 0
+            self._ack_deadline = None
+            self._ack_immediately = False
+        elif not eliciting:
             return None
         if self._key_section is not None and self.is_client and eliciting:
             # Packets carrying the client key are padded so that the server may answer them
@@ -892,8 +900,6 @@ class Tunnel:
             pad = max(0, C.MIN_FIRST_PACKET_SIZE - (mds - space))
             if pad:
                 parts.append(bytes(pad))
-        if not eliciting and not meta:
-            return None
         if eliciting and self._probes > 0:
             self._probes -= 1
         payload = b"".join(parts)
@@ -1018,12 +1024,9 @@ class Tunnel:
             self._blocked_sent_at = self._peer_max_data
             self._control.append(Blocked(self._peer_max_data))
 
-    def _build_ack(self, now: float) -> bytes:
+    def _encode_ack(self, now: float) -> bytes:
         ranges = [(start, stop - 1) for start, stop in reversed(list(self._recv_pns))]
         delay = int(max(0.0, now - self._largest_recv_time) * 1e6)
-        self._ack_eliciting_unacked = 0
-        self._ack_deadline = None
-        self._ack_immediately = False
         return encode_ack(ranges, delay)
 
     def _seal_payload(

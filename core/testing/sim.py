@@ -193,7 +193,9 @@ class Simulation:
         """Step until ``until()`` holds (True), nothing is left to do, or ``timeout`` virtual
         seconds pass (False)."""
         deadline = self.now + timeout
+        stalled = 0
         for _ in range(max_steps):
+            before = self.now
             self.flush()
             if until is not None and until():
                 return True
@@ -204,6 +206,10 @@ class Simulation:
                 self.now = max(self.now, deadline)
                 return bool(until())
             self.step()
+            # A timer that keeps firing without the clock moving is a livelock in the core.
+            stalled = stalled + 1 if self.now == before else 0
+            if stalled > 100_000:
+                raise RuntimeError(f"simulation livelocked at t={self.now}")
         raise RuntimeError("simulation exceeded max_steps")
 
 
