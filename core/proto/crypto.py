@@ -98,6 +98,18 @@ def verify_signature(public: bytes, message: bytes, signature: bytes) -> bool:
     return True
 
 
+_CURVE25519_P = 2**255 - 19
+
+
+def is_canonical_public_key(public: bytes) -> bool:
+    """True for the one canonical encoding of an X25519 u-coordinate (below 2^255 - 19).
+
+    X25519 ignores the top bit and reduces mod p, so several byte strings give the same
+    shared key; accepting only the canonical one keeps a flipped bit in the clear key section
+    from authenticating as the same client."""
+    return int.from_bytes(public, "little") < _CURVE25519_P
+
+
 def key_id(server_public: bytes) -> bytes:
     """The 4-byte identifier of a server ephemeral key that a client puts in its first packets."""
     return blake2b(server_public, person=_PERSON_KEY_ID, size=KEY_ID_SIZE)

@@ -16,7 +16,13 @@ from typing import Any
 
 from . import constants as C
 from .config import EndpointConfig
-from .crypto import BoxKeyPair, DirectionKey, RandomSource, client_to_server_key
+from .crypto import (
+    BoxKeyPair,
+    DirectionKey,
+    RandomSource,
+    client_to_server_key,
+    is_canonical_public_key,
+)
 from .errors import LocalProtocolError
 from .events import Event
 from .packet import parse_header
@@ -139,6 +145,9 @@ class Endpoint:
             return None
         if len(data) < C.MIN_FIRST_PACKET_SIZE:
             self._count("first_packet_too_small")
+            return None
+        if not is_canonical_public_key(header.client_public):
+            self._count("noncanonical_key")
             return None
         ephemeral = self.server_keys.lookup(header.key_id, self.wall_time(now))
         if ephemeral is None:

@@ -99,8 +99,9 @@ class Tunnel:
         self.peer = peer
         self.state = OPEN
         self.created_at = now
-        #: Client: the server answered. Server: always (a tunnel exists only once authenticated).
-        self.established = not is_client
+        #: An authenticated packet from the peer arrived (for a server: the first packet,
+        #: processed right after the tunnel is made).
+        self.established = False
 
         self._send_key = send_key
         self._recv_key = recv_key
@@ -252,8 +253,6 @@ class Tunnel:
             recv_window=self.config.connection_window,
         )
         self.connections[cid] = conn
-        if self.config.connection_window > C.INITIAL_CONN_WINDOW:
-            self._queue_window_update(conn)
         self._mark_ready(conn)
         return cid
 
@@ -992,6 +991,18 @@ class Tunnel:
             meta.append((_M_CREATE, cid))
             used += len(encoded)
             space -= len(encoded)
+            if conn.recv_window > conn.recv_limit - conn.consumed:
+                # Grant our larger window right behind the Create (not before: the peer
+                # ignores a window for a connection it cannot know yet).
+                conn.recv_limit = conn.consumed + conn.recv_window
+                encoded = encode_frame(MaxConnData(cid, conn.recv_limit))
+                if len(encoded) <= space:
+                    parts.append(encoded)
+                    meta.append((_M_CONN_WINDOW, cid))
+                    used += len(encoded)
+                    space -= len(encoded)
+                else:
+                    self._queue_window_update(conn)
         send = conn.send
         old_sent = send.sent_offset
         tunnel_credit = self._peer_max_data - self._data_sent
