@@ -10,6 +10,7 @@ seconds) and ``random`` (a callable returning bytes) come from the driver.
 from __future__ import annotations
 
 import heapq
+import struct
 import itertools
 from collections import deque
 from typing import Any
@@ -28,6 +29,9 @@ from .events import Event
 from .packet import parse_header
 from .records import RecordError, ServerKeys, ServerRecord
 from .tunnel import OPEN, Tunnel
+
+_HEADER = struct.Struct(">QQ")
+_MIN_PACKET = C.HEADER_SIZE + C.BOX_TAG_SIZE
 
 
 class Endpoint:
@@ -121,6 +125,16 @@ class Endpoint:
         """Handle one UDP payload from ``addr``. Never raises for any ``data``: malformed,
         unauthenticated or unwanted datagrams are dropped and counted in ``drops``."""
         self.datagrams_received += 1
+        if len(data) >= _MIN_PACKET:
+            raw_tid, nonce = _HEADER.unpack_from(data, 0)
+            if not raw_tid & C.FLAGS_MASK:  # the common case: no clear sections
+                tunnel = self.tunnels.get(raw_tid)
+                if tunnel is None:
+                    self._count("unknown_tunnel")
+                    return
+                tunnel.receive_plain(data, nonce, addr, now)
+                self._dirty[tunnel] = None  # rescheduled by datagrams_to_send or get_timer
+                return
         header = parse_header(data)
         if type(header) is str:
             self._count(header)
@@ -173,13 +187,15 @@ class Endpoint:
             key_section=header.client_public + header.key_id,
         )
         self.tunnels[header.tid] = tunnel
-        tunnel.process_plaintext(header, plaintext, len(data), addr, now)
+        tunnel.on_authenticated(header.nonce, plaintext, len(data), addr, now)
         return tunnel
 
     # --- timers ------------------------------------------------------------------------------
 
     def get_timer(self) -> float | None:
         """The earliest deadline of any tunnel (may be early: a spurious wake-up is harmless)."""
+        for tunnel in self._dirty:  # inputs since the last datagrams_to_send
+            self._reschedule(tunnel)
         timers = self._timers
         while timers:
             deadline, _, tunnel = timers[0]

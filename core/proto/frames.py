@@ -8,6 +8,7 @@ malformed; the tunnel turns that into a drop, never an exception out of the endp
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -307,7 +308,8 @@ def encode_frame(frame: Frame) -> bytes:
 # --- decoding ----------------------------------------------------------------------------------
 
 
-def _decode_ack(buf: bytes, pos: int) -> tuple[Ack, int]:
+def decode_ack(buf: bytes, pos: int) -> tuple[Ack, int]:
+    """The ACK frame whose fields start at ``pos`` (after the type byte)."""
     largest, pos = read_varint(buf, pos)
     delay, pos = read_varint(buf, pos)
     count, pos = read_varint(buf, pos)
@@ -330,84 +332,96 @@ def _decode_ack(buf: bytes, pos: int) -> tuple[Ack, int]:
     return Ack(tuple(ranges), delay), pos
 
 
+_NONZERO = re.compile(rb"[^\x00]")
+
+
+def skip_padding(payload: bytes, pos: int) -> int:
+    """The position of the first non-zero byte at or after ``pos`` (or the end)."""
+    match = _NONZERO.search(payload, pos)
+    return match.start() if match is not None else len(payload)
+
+
+def decode_frame(payload: bytes, pos: int) -> tuple[Frame, int]:
+    """The frame starting at ``pos`` and the position after it. Raises FrameEncodingError."""
+    end = len(payload)
+    try:
+        ftype = payload[pos]
+        pos += 1
+        frame: Frame
+        if ftype == C.FRAME_STREAM or ftype == C.FRAME_STREAM_FIN:
+            cid, pos = read_varint(payload, pos)
+            offset, pos = read_varint(payload, pos)
+            length, pos = read_varint(payload, pos)
+            stop = pos + length
+            if stop > end:
+                raise FrameEncodingError("STREAM data runs past the end of the payload")
+            if offset + length > MAX_VARINT:
+                raise FrameEncodingError("STREAM offset out of range")
+            return Stream(cid, offset, payload[pos:stop], ftype == C.FRAME_STREAM_FIN), stop
+        if ftype == C.FRAME_ACK:
+            return decode_ack(payload, pos)
+        if ftype == C.FRAME_PADDING:
+            stop = skip_padding(payload, pos)
+            return Padding(stop - pos + 1), stop
+        if ftype == C.FRAME_PING:
+            frame = Ping()
+        elif ftype == C.FRAME_HELLO:
+            version, pos = read_varint(payload, pos)
+            client_time, pos = read_varint(payload, pos)
+            frame = Hello(version, client_time)
+        elif ftype == C.FRAME_HELLO_ACK:
+            skew, pos = read_varint(payload, pos)
+            flags, pos = read_varint(payload, pos)
+            frame = HelloAck(unzigzag(skew), bool(flags & 1))
+        elif ftype == C.FRAME_CREATE:
+            cid, pos = read_varint(payload, pos)
+            flags, pos = read_varint(payload, pos)
+            service, pos = _read_bytes(payload, pos, C.MAX_SERVICE_NAME)
+            frame = Create(cid, service, bool(flags & 1))
+        elif ftype == C.FRAME_REFUSE:
+            cid, pos = read_varint(payload, pos)
+            code, pos = read_varint(payload, pos)
+            reason, pos = _read_bytes(payload, pos, C.MAX_REASON_SIZE)
+            frame = Refuse(cid, code, reason)
+        elif ftype == C.FRAME_RESET:
+            cid, pos = read_varint(payload, pos)
+            code, pos = read_varint(payload, pos)
+            final_size, pos = read_varint(payload, pos)
+            frame = Reset(cid, code, final_size)
+        elif ftype == C.FRAME_MAX_DATA:
+            maximum, pos = read_varint(payload, pos)
+            frame = MaxData(maximum)
+        elif ftype == C.FRAME_MAX_CONN_DATA:
+            cid, pos = read_varint(payload, pos)
+            maximum, pos = read_varint(payload, pos)
+            frame = MaxConnData(cid, maximum)
+        elif ftype == C.FRAME_MAX_CONNS:
+            maximum, pos = read_varint(payload, pos)
+            frame = MaxConns(maximum)
+        elif ftype == C.FRAME_CLOSE:
+            code, pos = read_varint(payload, pos)
+            reason, pos = _read_bytes(payload, pos, C.MAX_REASON_SIZE)
+            frame = Close(code, reason)
+        elif ftype == C.FRAME_DATAGRAM:
+            cid, pos = read_varint(payload, pos)
+            data, pos = _read_bytes(payload, pos, C.MAX_DATAGRAM_SIZE)
+            frame = Datagram(cid, data)
+        elif ftype == C.FRAME_BLOCKED:
+            limit, pos = read_varint(payload, pos)
+            frame = Blocked(limit)
+        else:
+            raise FrameEncodingError(f"unknown frame type 0x{ftype:02x}")
+    except (IndexError, struct.error) as exc:
+        raise FrameEncodingError("frame truncated") from exc
+    return frame, pos
+
+
 def decode_frames(payload: bytes) -> list[Frame]:
     """Every frame of a decrypted payload. Raises FrameEncodingError on any malformed byte."""
     frames: list[Frame] = []
     pos = 0
     end = len(payload)
-    try:
-        while pos < end:
-            ftype = payload[pos]
-            pos += 1
-            if ftype == C.FRAME_STREAM or ftype == C.FRAME_STREAM_FIN:
-                cid, pos = read_varint(payload, pos)
-                offset, pos = read_varint(payload, pos)
-                length, pos = read_varint(payload, pos)
-                stop = pos + length
-                if stop > end:
-                    raise FrameEncodingError("STREAM data runs past the end of the payload")
-                if offset + length > MAX_VARINT:
-                    raise FrameEncodingError("STREAM offset out of range")
-                frames.append(Stream(cid, offset, payload[pos:stop], ftype == C.FRAME_STREAM_FIN))
-                pos = stop
-            elif ftype == C.FRAME_ACK:
-                ack, pos = _decode_ack(payload, pos)
-                frames.append(ack)
-            elif ftype == C.FRAME_PADDING:
-                start = pos - 1
-                while pos < end and payload[pos] == 0:
-                    pos += 1
-                frames.append(Padding(pos - start))
-            elif ftype == C.FRAME_PING:
-                frames.append(Ping())
-            elif ftype == C.FRAME_HELLO:
-                version, pos = read_varint(payload, pos)
-                client_time, pos = read_varint(payload, pos)
-                frames.append(Hello(version, client_time))
-            elif ftype == C.FRAME_HELLO_ACK:
-                skew, pos = read_varint(payload, pos)
-                flags, pos = read_varint(payload, pos)
-                frames.append(HelloAck(unzigzag(skew), bool(flags & 1)))
-            elif ftype == C.FRAME_CREATE:
-                cid, pos = read_varint(payload, pos)
-                flags, pos = read_varint(payload, pos)
-                service, pos = _read_bytes(payload, pos, C.MAX_SERVICE_NAME)
-                frames.append(Create(cid, service, bool(flags & 1)))
-            elif ftype == C.FRAME_REFUSE:
-                cid, pos = read_varint(payload, pos)
-                code, pos = read_varint(payload, pos)
-                reason, pos = _read_bytes(payload, pos, C.MAX_REASON_SIZE)
-                frames.append(Refuse(cid, code, reason))
-            elif ftype == C.FRAME_RESET:
-                cid, pos = read_varint(payload, pos)
-                code, pos = read_varint(payload, pos)
-                final_size, pos = read_varint(payload, pos)
-                frames.append(Reset(cid, code, final_size))
-            elif ftype == C.FRAME_MAX_DATA:
-                maximum, pos = read_varint(payload, pos)
-                frames.append(MaxData(maximum))
-            elif ftype == C.FRAME_MAX_CONN_DATA:
-                cid, pos = read_varint(payload, pos)
-                maximum, pos = read_varint(payload, pos)
-                frames.append(MaxConnData(cid, maximum))
-            elif ftype == C.FRAME_MAX_CONNS:
-                maximum, pos = read_varint(payload, pos)
-                frames.append(MaxConns(maximum))
-            elif ftype == C.FRAME_CLOSE:
-                code, pos = read_varint(payload, pos)
-                reason, pos = _read_bytes(payload, pos, C.MAX_REASON_SIZE)
-                frames.append(Close(code, reason))
-            elif ftype == C.FRAME_DATAGRAM:
-                cid, pos = read_varint(payload, pos)
-                data, pos = _read_bytes(payload, pos, C.MAX_DATAGRAM_SIZE)
-                frames.append(Datagram(cid, data))
-            elif ftype == C.FRAME_BLOCKED:
-                limit, pos = read_varint(payload, pos)
-                frames.append(Blocked(limit))
-            else:
-                raise FrameEncodingError(f"unknown frame type 0x{ftype:02x}")
-    except (IndexError, struct.error) as exc:
-        raise FrameEncodingError("frame truncated") from exc
-    if pos != end:  # a varint read past the end without an IndexError (cannot happen) or a bug
-        raise FrameEncodingError("frame truncated")
+    while pos < end:
+        frame, pos = decode_frame(payload, pos)
+        frames.append(frame)
     return frames

@@ -13,6 +13,7 @@ The tunnel does no I/O: the ``Endpoint`` hands it authenticated-looking datagram
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -42,10 +43,12 @@ from .frames import (
     Ping,
     Refuse,
     Reset,
-    Stream,
-    decode_frames,
+    decode_ack,
+    decode_frame,
     encode_ack,
     encode_frame,
+    read_varint,
+    skip_padding,
     stream_header,
     stream_overhead,
 )
@@ -355,7 +358,8 @@ class Tunnel:
     # --- input -------------------------------------------------------------------------------
 
     def receive(self, header: Header, data: bytes, addr: Any, now: float) -> None:
-        """A datagram whose TID is ours. Drops (and counts) anything that does not authenticate."""
+        """A datagram whose TID is ours, with a key section in clear (a client's first packets,
+        a server's first answers). Drops (and counts) anything that does not authenticate."""
         if self.state == CLOSED:
             return
         nonce = header.nonce
@@ -394,71 +398,73 @@ class Tunnel:
         if plaintext is None:
             self._drop("auth")
             return
-        self.process_plaintext(header, plaintext, len(data), addr, now, new_key=key if new_key else None)
-
-    def process_plaintext(
-        self,
-        header: Header,
-        plaintext: bytes,
-        size: int,
-        addr: Any,
-        now: float,
-        *,
-        new_key: DirectionKey | None = None,
-    ) -> None:
-        """An authenticated packet: parse its frames and act on them."""
-        try:
-            frames = decode_frames(plaintext)
-        except FrameEncodingError as exc:
-            # Authenticated but malformed: the peer is broken. Close, as QUIC does.
-            self._drop("malformed_frames")
-            self._protocol_error(exc)
-            return
-        if new_key is not None:  # the server's first packet: now we know its diversifier
-            self._recv_key = new_key
+        if new_key:  # the server's first packet authenticated: its diversifier is genuine
+            self._recv_key = key
             self._diversifier = header.diversifier
             self._shared = None
             self._key_section = None
-        self._replay.accept(header.nonce)
-        pn = header.nonce >> 1
+        self.on_authenticated(nonce, plaintext, len(data), addr, now)
+
+    def receive_plain(self, data: bytes, nonce: int, addr: Any, now: float) -> None:
+        """The common case: a datagram with no clear sections (the header is TID and nonce)."""
+        if (nonce & 1) == self._parity:
+            self._drop("wrong_direction")
+            return
+        if not self._replay.check(nonce):
+            self._drop("replay")
+            return
+        key = self._recv_key
+        if key is None:
+            self._drop("no_key")
+            return
+        plaintext = key.open(memoryview(data)[C.HEADER_SIZE :], self.tid, nonce)
+        if plaintext is None:
+            self._drop("auth")
+            return
+        self.on_authenticated(nonce, plaintext, len(data), addr, now)
+
+    def on_authenticated(
+        self, nonce: int, plaintext: bytes, size: int, addr: Any, now: float
+    ) -> None:
+        """An authenticated packet: account for it, then act on its frames."""
+        if self.state != OPEN:
+            if self.state == CLOSING:
+                self._close_sent = False  # the peer is still talking: repeat our Close once
+            return
+        self._replay.accept(nonce)
+        pn = nonce >> 1
         self.packets_received += 1
         self.bytes_received += size
         self._last_received = now
         if not self.address_validated:
             self._unvalidated_received += size
-        if addr != self.peer and pn > self._largest_recv_pn:
-            self._on_new_path(addr)
-        if pn > self._largest_recv_pn:
+        largest = self._largest_recv_pn
+        if pn > largest:
+            if addr != self.peer:
+                self._on_new_path(addr)
             self._largest_recv_pn = pn
             self._largest_recv_time = now
-        elif pn < self._largest_recv_pn:
+        else:
             self._ack_immediately = True  # out of order: tell the sender at once
-        self._recv_pns.add(pn, pn + 1)
-        if len(self._recv_pns) > C.MAX_ACK_RANGES:
-            self._recv_pns.shift()
-
-        if self.packets_received == 1:
-            self._ack_immediately = True  # acknowledge a first flight at once (address proof)
+        recv_pns = self._recv_pns
+        recv_pns.add(pn, pn + 1)
+        if len(recv_pns) > C.MAX_ACK_RANGES:
+            recv_pns.shift()
         if not self.established:
             self.established = True
+            self._ack_immediately = True  # acknowledge a first flight at once (address proof)
             self.endpoint._events.append(events.TunnelEstablished(self, addr))
-        eliciting = False
         try:
-            for frame in frames:
-                kind = type(frame)
-                if kind is Stream:
-                    eliciting = True
-                    self._on_stream(frame)
-                elif kind is Ack:
-                    self._on_ack(frame, now)
-                elif kind is Padding:
-                    pass
-                else:
-                    if kind is not Close:
-                        eliciting = True
-                    self._on_control(frame, now)
-                    if self.state != OPEN:
-                        break
+            eliciting = self._process_frames(plaintext, now)
+        except (IndexError, struct.error):
+            self._drop("malformed_frames")
+            self._protocol_error(FrameEncodingError("frame truncated"))
+            return
+        except FrameEncodingError as exc:
+            # Authenticated but malformed: the peer is broken. Close, as QUIC does.
+            self._drop("malformed_frames")
+            self._protocol_error(exc)
+            return
         except RemoteProtocolError as exc:
             self._protocol_error(exc)
             return
@@ -469,15 +475,53 @@ class Tunnel:
         if self._trace:
             self._trace(now, "transport:packet_received", {"pn": pn, "size": size})
 
+    def _process_frames(self, buf: bytes, now: float) -> bool:
+        """Act on every frame of a payload; True if any was ack-eliciting.
+
+        Stream, Ack and Padding frames (nearly all traffic) are parsed inline here; the rest
+        go through ``decode_frame``. Raises on malformed input (the caller closes the tunnel).
+        """
+        pos = 0
+        end = len(buf)
+        eliciting = False
+        while pos < end:
+            ftype = buf[pos]
+            if ftype == 0x08 or ftype == 0x09:  # STREAM, STREAM_FIN
+                first = buf[pos + 1]
+                if first < 0x40:
+                    cid = first
+                    pos += 2
+                else:
+                    cid, pos = read_varint(buf, pos + 1)
+                offset, pos = read_varint(buf, pos)
+                length, pos = read_varint(buf, pos)
+                stop = pos + length
+                if stop > end:
+                    raise FrameEncodingError("STREAM data runs past the end of the payload")
+                self._on_stream(cid, offset, buf[pos:stop], ftype == 0x09)
+                pos = stop
+                eliciting = True
+            elif ftype == 0x02:  # ACK
+                ack, pos = decode_ack(buf, pos + 1)
+                self._on_ack(ack.ranges, ack.delay, now)
+            elif ftype == 0x00:  # PADDING
+                pos = skip_padding(buf, pos + 1)
+            else:
+                frame, pos = decode_frame(buf, pos)
+                if type(frame) is not Close:
+                    eliciting = True
+                self._on_control(frame, now)
+                if self.state != OPEN:
+                    break
+        return eliciting
+
     # --- frame handlers ----------------------------------------------------------------------
 
-    def _on_stream(self, frame: Stream) -> None:
-        conn = self._conn_for_peer_frame(frame.cid)
-        if conn is None:
+    def _on_stream(self, cid: int, offset: int, data: bytes, fin: bool) -> None:
+        conn = self.connections.get(cid) or self._conn_for_peer_frame(cid)
+        if conn is None or conn.reset:
             return
-        if conn.reset:
-            return
-        new = conn.recv.add(frame.offset, frame.data, frame.fin)
+        new = conn.recv.add(offset, data, fin)
         if new:
             if conn.recv.highest > conn.recv_limit:
                 raise FlowControlError(f"connection {conn.cid} sent past its window")
@@ -501,8 +545,8 @@ class Tunnel:
             if fin_now:
                 self._maybe_finish(conn)
 
-    def _on_ack(self, frame: Ack, now: float) -> None:
-        acked, lost = self.recovery.on_ack_received(frame.ranges, frame.delay / 1e6, now)
+    def _on_ack(self, ranges: tuple[tuple[int, int], ...], delay_us: int, now: float) -> None:
+        acked, lost = self.recovery.on_ack_received(ranges, delay_us / 1e6, now)
         if acked:
             if not self._peer_has_diversifier:
                 self._peer_has_diversifier = True
