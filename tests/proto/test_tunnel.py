@@ -478,3 +478,24 @@ def test_stats_and_trace_report_what_happened():
     assert 0.039 < stats["min_rtt"] < 0.05
     assert stats["bytes_sent"] > 500_000
     assert stats["cwnd"] >= 2 * C.MAX_DATAGRAM_SIZE
+
+
+def test_qlog_writer_emits_json_seq_records_for_each_packet():
+    import io
+
+    from minimalt.proto.qlog import QlogWriter, read_qlog
+
+    stream = io.StringIO()
+    config = EndpointConfig(trace=QlogWriter(stream, vantage_point="client"))
+    sim, server, client, record, _, client_app = make_pair(client_config=config)
+    tunnel = client.connect(record, sim.now)
+    cid = tunnel.open_connection("echo", retry_safe=True)
+    tunnel.send(cid, b"traced", end_stream=True)
+    assert sim.run(lambda: cid in client_app.ended, timeout=5)
+    text = stream.getvalue()
+    assert text.startswith("\x1e")
+    records = read_qlog(text)
+    assert records[0]["qlog_format"] == "JSON-SEQ"
+    sent = [r for r in records[1:] if r["name"] == "transport:packet_sent"]
+    assert len(sent) == tunnel.packets_sent and sent[0]["data"]["size"] == 1200
+    assert [r["time"] for r in records[1:]] == sorted(r["time"] for r in records[1:])
