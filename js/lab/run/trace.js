@@ -10,6 +10,7 @@
  */
 
 const RS = '\x1e';
+const RECORDS_PER_CHUNK = 2048;
 
 class QlogTrace {
   /**
@@ -22,8 +23,11 @@ class QlogTrace {
   constructor({ title, clock, packets = true, configuration = undefined }) {
     this._clock = clock;
     this.packets = packets;
+    /** Finished JSON-SEQ text, in large pieces. */
+    this._chunks = [];
+    /** JSON texts of the latest records, not yet framed and joined into a chunk. */
     this._records = [];
-    this._push({
+    this._records.push(JSON.stringify({
       qlog_version: '0.3',
       qlog_format: 'JSON-SEQ',
       title,
@@ -32,7 +36,7 @@ class QlogTrace {
         common_fields: { time_format: 'relative', reference_time: 0 },
         configuration,
       },
-    });
+    }));
   }
 
   /**
@@ -43,7 +47,19 @@ class QlogTrace {
    */
   event(name, data, groupId) {
     const time = Math.round(this._clock() * 1000) / 1000;
-    this._push(groupId === undefined ? { time, name, data } : { time, name, group_id: groupId, data });
+    this._records.push(
+      JSON.stringify(groupId === undefined ? { time, name, data } : { time, name, group_id: groupId, data }),
+    );
+    // Joining small strings into large chunks early lets them die young: holding hundreds
+    // of thousands of small strings until the end makes the garbage collector's work grow
+    // with the trace.
+    if (this._records.length >= RECORDS_PER_CHUNK) this._flushRecords();
+  }
+
+  _flushRecords() {
+    if (this._records.length === 0) return;
+    this._chunks.push(`${RS}${this._records.join(`\n${RS}`)}\n`);
+    this._records = [];
   }
 
   /**
@@ -57,11 +73,8 @@ class QlogTrace {
 
   /** @returns {string} the whole trace */
   toString() {
-    return this._records.join('');
-  }
-
-  _push(record) {
-    this._records.push(RS + JSON.stringify(record) + '\n');
+    this._flushRecords();
+    return this._chunks.join('');
   }
 }
 
