@@ -1,0 +1,397 @@
+"""The asyncio driver of one sans-IO ``Endpoint``: a ``DatagramProtocol`` on one UDP socket.
+
+Three inputs reach the core: datagrams (``datagram_received``), the one timer, and the
+application's calls on ``Connection`` objects. After an input the driver hands the core's events
+to their connections, then runs one *flush*: it wakes writers whose buffer drained, sends every
+pending datagram with ``transport.sendto`` in a loop, and re-arms the one timer at the core's
+earliest deadline.
+
+Flushes are deferred with ``call_soon`` and coalesced: the datagrams uvloop reads in one poll
+(up to a few dozen) and the writes an application makes in one turn of the loop are all
+processed before one flush, so acknowledgements and small writes are batched into few packets.
+On the stdlib loop, which reads one datagram per callback, this is exactly one flush per input.
+
+Time: ``now`` is always ``time.monotonic()``, never ``loop.time()`` (uvloop's ticks in whole
+milliseconds, which would ruin RTT samples and pacing on loopback, DESIGN §16).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from time import monotonic
+from typing import Any
+
+from ..proto import constants as C
+from ..proto.endpoint import Endpoint
+from ..proto.events import (
+    ConnectionClosed,
+    ConnectionOpened,
+    DatagramReceived,
+    DataReceived,
+    EarlyDataRejected,
+    TunnelClosed,
+    TunnelEstablished,
+)
+from ..proto.events import ConnectionRefused as ConnectionRefusedEvent
+from ..proto.events import ConnectionReset as ConnectionResetEvent
+from ..proto.records import ServerRecord
+from ..proto.tunnel import OPEN, Tunnel
+from .connection import Connection
+from .errors import ConnectionRefused, ConnectionReset, ConnectTimeoutError, TunnelClosedError
+
+logger = logging.getLogger("minimalt")
+
+#: Socket buffers we ask for: a burst at loopback speed overflows Linux's 208 KiB default.
+SOCKET_BUFFER = 4 << 20
+_INF = float("inf")
+
+
+class _TunnelState:
+    """What the driver keeps per tunnel: its connections and how to name it in errors."""
+
+    __slots__ = ("conns", "connect_timer", "label", "timed_out", "tunnel")
+
+    def __init__(self, tunnel: Tunnel, label: str) -> None:
+        self.tunnel = tunnel
+        self.label = label
+        self.conns: dict[int, Connection] = {}
+        self.connect_timer: asyncio.TimerHandle | None = None
+        self.timed_out: float | None = None  # the connect timeout that expired, if one did
+
+
+def _address_label(addr: Any) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+class EndpointDriver(asyncio.DatagramProtocol):
+    """Runs one core ``Endpoint`` on one UDP socket. Created with :meth:`create`.
+
+    ``on_connection`` is called with each ``Connection`` a peer opens to a service the endpoint
+    accepts (servers); without it such connections are reset.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        on_connection: Callable[[Connection], None] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.loop = loop
+        self.on_connection = on_connection
+        self.transport: asyncio.DatagramTransport | None = None
+        self.sockname: Any = None
+        #: Connections waiting in ``drain()``; checked after every input.
+        self.drainers: set[Connection] = set()
+        #: Connections whose FIN is sent and not yet acknowledged; checked after every input.
+        self.closing: set[Connection] = set()
+        self._tunnels: dict[Tunnel, _TunnelState] = {}
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = _INF
+        self._closing = False
+        self._lost: asyncio.Future[None] = loop.create_future()
+        self._sendto: Callable[..., None] | None = None
+        self._receive = endpoint.receive_datagram
+        self._next_event = endpoint.next_event
+
+    @classmethod
+    async def create(
+        cls,
+        endpoint: Endpoint,
+        local_addr: tuple[str, int],
+        *,
+        family: int = 0,
+        on_connection: Callable[[Connection], None] | None = None,
+        reuse_port: bool | None = None,
+    ) -> EndpointDriver:
+        """Bind a UDP socket at ``local_addr`` and start driving ``endpoint`` on it."""
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: cls(endpoint, loop, on_connection=on_connection),
+            local_addr=local_addr,
+            family=family,
+            reuse_port=reuse_port,
+        )
+        return protocol
+
+    # --- asyncio.DatagramProtocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self._sendto = transport.sendto  # type: ignore[attr-defined]
+        self.sockname = transport.get_extra_info("sockname")
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+                except OSError:  # pragma: no cover - capped or refused by the OS: keep its size
+                    pass
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._receive(data, addr, monotonic())
+        self._process_events()
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (port unreachable, ...) surface here on some platforms. The tunnel's own
+        # timers decide when a peer is gone; one ICMP message is not proof enough.
+        logger.debug("minimalt endpoint %s: socket error %s", self.sockname, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._sendto = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for state in list(self._tunnels.values()):
+            self._fail_tunnel(state, lambda label: TunnelClosedError(f"tunnel to {label} "
+                                                                     "closed: socket closed"))
+        self._tunnels.clear()
+        if not self._lost.done():
+            self._lost.set_result(None)
+
+    # --- flush and timer ------------------------------------------------------------------------
+
+    def schedule_flush(self) -> None:
+        """Ask for one flush soon (after the current callback and its siblings)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        sendto = self._sendto
+        if sendto is None:
+            return
+        if self.drainers:
+            for conn in list(self.drainers):
+                conn._check_drain()
+        if self.closing:
+            for conn in list(self.closing):
+                conn._check_send_done()
+        for data, addr in self.endpoint.datagrams_to_send(monotonic()):
+            sendto(data, addr)
+        self._process_events()
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        deadline = self.endpoint.get_timer()
+        # An armed timer that fires no later than needed is kept: an early wake-up costs one
+        # idle handle_timer, while cancelling and re-creating a timer per packet costs more.
+        if deadline is None or deadline >= self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self.loop.call_later(max(0.0, deadline - monotonic()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = _INF
+        if self._sendto is None:
+            return
+        self.endpoint.handle_timer(monotonic())
+        self._process_events()
+        self._flush()
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def _process_events(self) -> None:
+        next_event = self._next_event
+        tunnels = self._tunnels
+        while (event := next_event()) is not None:
+            kind = type(event)
+            if kind is DataReceived:
+                state = tunnels.get(event.tunnel)
+                conn = state.conns.get(event.cid) if state is not None else None
+                if conn is not None:
+                    conn._feed(event.data, event.end_stream)
+                elif event.data and event.tunnel.state == OPEN:
+                    # Nobody reads this connection any more: its bytes still count against the
+                    # tunnel's window, so release them.
+                    event.tunnel.consume(event.cid, len(event.data))
+            elif kind is ConnectionOpened:
+                self._on_opened(event)
+            elif kind is ConnectionClosed:
+                conn = self._conn(event.tunnel, event.cid)
+                if conn is not None:
+                    conn._on_closed()
+            elif kind is ConnectionResetEvent:
+                conn = self._conn(event.tunnel, event.cid)
+                if conn is not None:
+                    conn._fail(ConnectionReset(
+                        f"connection {event.cid} ({conn.service!r}) reset by the peer "
+                        f"(code {event.code:#x})", event.code,
+                    ))
+            elif kind is ConnectionRefusedEvent:
+                conn = self._conn(event.tunnel, event.cid)
+                if conn is not None:
+                    label = tunnels[event.tunnel].label
+                    conn._fail(ConnectionRefused(
+                        f"{label} refused a connection to service {conn.service!r}: "
+                        f"{event.reason or 'no reason given'} (code {event.code:#x})", event.code,
+                    ))
+            elif kind is TunnelEstablished:
+                state = tunnels.get(event.tunnel)
+                if state is not None and state.connect_timer is not None:
+                    state.connect_timer.cancel()
+                    state.connect_timer = None
+            elif kind is TunnelClosed:
+                self._on_tunnel_closed(event)
+            elif kind is DatagramReceived:
+                conn = self._conn(event.tunnel, event.cid)
+                if conn is not None:
+                    conn._feed_datagram(event.data)
+            elif kind is EarlyDataRejected:
+                logger.debug("minimalt: %r: early data rejected, resending", event.tunnel)
+
+    def _conn(self, tunnel: Tunnel, cid: int) -> Connection | None:
+        state = self._tunnels.get(tunnel)
+        return state.conns.get(cid) if state is not None else None
+
+    def _on_opened(self, event: ConnectionOpened) -> None:
+        tunnel = event.tunnel
+        state = self._tunnels.get(tunnel)
+        if state is None:
+            state = self._tunnels[tunnel] = _TunnelState(
+                tunnel, f"client {_address_label(tunnel.peer)}"
+            )
+        conn = Connection(
+            self, tunnel, event.cid, event.service, local=False, retry_safe=event.retry_safe
+        )
+        state.conns[event.cid] = conn
+        if self.on_connection is None:
+            conn.abort()
+            return
+        self.on_connection(conn)
+
+    def _on_tunnel_closed(self, event: TunnelClosed) -> None:
+        state = self._tunnels.pop(event.tunnel, None)
+        if state is None:
+            return
+        tunnel = event.tunnel
+        if (
+            tunnel.is_client
+            and not tunnel.established
+            and (state.timed_out is not None or event.code == C.ERR_IDLE_TIMEOUT)
+        ):
+            waited = state.timed_out
+            if waited is None:
+                waited = monotonic() - tunnel.created_at
+            message = (
+                f"no answer from {state.label} within {waited:.3g} s (is the server running, "
+                "and is its record current?)"
+            )
+            self._fail_tunnel(state, lambda label: ConnectTimeoutError(message))
+            return
+        if event.by_peer:
+            why = f"closed by the peer: {event.reason or 'no reason given'}"
+        elif event.code == C.ERR_IDLE_TIMEOUT:
+            idle = self.endpoint.config.idle_timeout
+            why = f"closed: idle timeout (no packet from the peer for {idle:g} s)"
+        else:
+            why = f"closed: {event.reason or 'closed locally'}"
+        code = event.code
+        self._fail_tunnel(
+            state, lambda label: TunnelClosedError(f"tunnel to {label} {why} (code {code:#x})", code)
+        )
+
+    def _fail_tunnel(self, state: _TunnelState, make: Callable[[str], BaseException]) -> None:
+        if state.connect_timer is not None:
+            state.connect_timer.cancel()
+            state.connect_timer = None
+        for conn in list(state.conns.values()):
+            conn._fail(make(state.label))
+        state.conns.clear()
+
+    def forget(self, conn: Connection) -> None:
+        """``conn`` is over: stop routing events to it."""
+        state = self._tunnels.get(conn.tunnel)
+        if state is not None and state.conns.get(conn.cid) is conn:
+            del state.conns[conn.cid]
+        self.drainers.discard(conn)
+        self.closing.discard(conn)
+
+    # --- client side ----------------------------------------------------------------------------
+
+    def open_connection(
+        self,
+        record: ServerRecord,
+        addr: Any,
+        service: str,
+        *,
+        retry_safe: bool,
+        connect_timeout: float | None,
+    ) -> Connection:
+        """A new connection to ``service`` at the server ``record`` names, over the open tunnel
+        to it if there is one. Returns at once; nothing waits for the network."""
+        if self._sendto is None or self._closing:
+            raise TunnelClosedError("the client endpoint is closed")
+        tunnel = self.endpoint.connect(record, monotonic(), addr=addr)
+        state = self._tunnels.get(tunnel)
+        if state is None:
+            who = f"server {record.name!r} at " if record.name else "server "
+            state = self._tunnels[tunnel] = _TunnelState(tunnel, who + _address_label(addr))
+            if connect_timeout is not None and not tunnel.established:
+                state.connect_timer = self.loop.call_later(
+                    connect_timeout, self._connect_timed_out, tunnel, connect_timeout
+                )
+        cid = tunnel.open_connection(service, retry_safe=retry_safe)
+        conn = Connection(self, tunnel, cid, service, local=True, retry_safe=retry_safe)
+        state.conns[cid] = conn
+        self.schedule_flush()
+        return conn
+
+    def _connect_timed_out(self, tunnel: Tunnel, timeout: float) -> None:
+        state = self._tunnels.get(tunnel)
+        if state is None or tunnel.established:
+            return
+        state.connect_timer = None
+        state.timed_out = timeout
+        tunnel.close(C.ERR_NONE, "connect timeout")
+        self._process_events()
+        self.schedule_flush()
+
+    # --- lifetime -------------------------------------------------------------------------------
+
+    @property
+    def tunnels(self) -> list[Tunnel]:
+        """The tunnels this endpoint holds (open or closing)."""
+        return list(self.endpoint.tunnels.values())
+
+    def close_tunnels(self, reason: str) -> None:
+        """Close every tunnel, telling each peer ``reason``; their connections fail at once."""
+        for tunnel in list(self.endpoint.tunnels.values()):
+            if tunnel.state == OPEN:
+                tunnel.close(C.ERR_NONE, reason)
+        self._process_events()
+        if self._sendto is not None:
+            for data, addr in self.endpoint.datagrams_to_send(monotonic()):
+                self._sendto(data, addr)
+
+    def close(self, reason: str = "endpoint closed") -> None:
+        """Close every tunnel (peers are told) and then the socket. Idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        self.close_tunnels(reason)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.transport is not None:
+            self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self._closing or self.transport is None
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._lost)

@@ -1,0 +1,269 @@
+"""Servers: ``serve(handler, service=...)`` binds a UDP socket and runs ``handler(conn)`` per
+connection, for as many services as you add, all on one endpoint.
+
+The server's long-term identity signs a ``ServerRecord`` (address, port, identity key, the
+current ephemeral key and its expiry): the record is what a client needs to reach the server
+with 0-RTT. Ephemeral keys are made fresh at start and rotated every half lifetime; a record
+stays usable until its key expires, so rotation never costs a client a failed attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..proto.config import EndpointConfig
+from ..proto.crypto import BoxKeyPair
+from ..proto.endpoint import Endpoint
+from ..proto.records import ServerKeys, ServerRecord
+from .client import _Opening
+from .connection import Connection
+from .driver import EndpointDriver
+from .errors import MinimaLTError
+from .identity import Identity
+
+logger = logging.getLogger("minimalt")
+
+Handler = Callable[[Connection], Awaitable[Any]]
+
+#: Lifetime of an ephemeral key (and of the records naming it), in seconds.
+DEFAULT_KEY_LIFETIME = 3600
+
+
+class Server:
+    """A running server (see ``serve``). An async context manager; ``close()`` closes every
+    tunnel (clients are told), cancels the handlers and releases the socket."""
+
+    def __init__(
+        self,
+        driver: EndpointDriver,
+        keys: ServerKeys,
+        identity: Identity,
+        services: dict[str, Handler],
+        *,
+        advertise: str | None,
+        key_lifetime: int,
+        on_record: Callable[[ServerRecord], Any] | None,
+    ) -> None:
+        self._driver = driver
+        self._keys = keys
+        self.identity = identity
+        self._services = services
+        self._advertise = advertise
+        self.key_lifetime = key_lifetime
+        #: Called with the new record after every key rotation (e.g. to republish it).
+        self.on_record = on_record
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._record: ServerRecord | None = None
+        current = keys.current
+        self._key_expiry = {current.key_id: current.expires} if current is not None else {}
+        loop = driver.loop
+        self._rotation = loop.call_later(max(1.0, key_lifetime / 2), self._rotate_timer)
+        driver.on_connection = self._on_connection
+
+    # --- what clients need ---------------------------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) the UDP socket is bound to."""
+        sockname = self._driver.sockname
+        return (sockname[0], sockname[1])
+
+    @property
+    def port(self) -> int:
+        return int(self._driver.sockname[1])
+
+    @property
+    def record(self) -> ServerRecord:
+        """The signed record for the current ephemeral key (``to_text()``, ``to_bytes()``)."""
+        if self._record is None:
+            host = self._advertise or self.address[0]
+            self._record = self._keys.record(host, self.port)
+        return self._record
+
+    def rotate_keys(self) -> ServerRecord:
+        """Start using a fresh ephemeral key; older keys are accepted until they expire.
+        Returns (and passes to ``on_record``) the new record."""
+        now = time.time()
+        for kid, expires in list(self._key_expiry.items()):
+            if expires <= now:
+                self._keys.remove_ephemeral(kid)
+                del self._key_expiry[kid]
+        key = self._keys.add_ephemeral(
+            BoxKeyPair.generate(os.urandom), int(now) + self.key_lifetime
+        )
+        self._key_expiry[key.key_id] = key.expires
+        self._record = None
+        record = self.record
+        if self.on_record is not None:
+            self.on_record(record)
+        return record
+
+    def _rotate_timer(self) -> None:
+        self._rotation = self._driver.loop.call_later(max(1.0, self.key_lifetime / 2),
+                                                      self._rotate_timer)
+        try:
+            self.rotate_keys()
+        except Exception:  # pragma: no cover - a failing on_record callback must not stop us
+            logger.exception("minimalt: key rotation callback failed")
+
+    # --- services ------------------------------------------------------------------------------
+
+    @property
+    def services(self) -> list[str]:
+        return sorted(self._services)
+
+    def add_service(self, name: str, handler: Handler) -> None:
+        """Accept connections to ``name``, each handled by ``await handler(conn)``."""
+        if not name or len(name.encode()) > 255:
+            raise ValueError("a service name is 1 to 255 bytes")
+        self._services[name] = handler
+        self._driver.endpoint.config.services.add(name)
+
+    def remove_service(self, name: str) -> None:
+        """Refuse new connections to ``name`` (open ones continue)."""
+        self._services.pop(name, None)
+        self._driver.endpoint.config.services.discard(name)
+
+    def _on_connection(self, conn: Connection) -> None:
+        handler = self._services.get(conn.service)
+        if handler is None:
+            conn.abort()
+            return
+        task = self._driver.loop.create_task(self._run(handler, conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, handler: Handler, conn: Connection) -> None:
+        try:
+            await handler(conn)
+        except asyncio.CancelledError:
+            conn.abort()
+            raise
+        except (MinimaLTError, ConnectionError, asyncio.IncompleteReadError) as exc:
+            # The connection (or tunnel) failed under the handler: routine for a network server.
+            logger.debug("minimalt: %r ended: %s", conn, exc)
+            conn.abort()
+        except Exception:
+            logger.exception("minimalt: handler of service %r failed", conn.service)
+            conn.abort()
+        else:
+            conn.close()
+
+    # --- monitoring ----------------------------------------------------------------------------
+
+    @property
+    def tunnels(self) -> list[Any]:
+        return self._driver.tunnels
+
+    def stats(self) -> dict[str, Any]:
+        """Endpoint counters (datagrams, drops by reason), tunnels and running handlers."""
+        stats = self._driver.endpoint.stats()
+        stats["handlers"] = len(self._tasks)
+        return stats
+
+    # --- lifetime ------------------------------------------------------------------------------
+
+    def is_serving(self) -> bool:
+        return not self._closed
+
+    def close(self) -> None:
+        """Close every tunnel (clients read ``TunnelClosedError``), cancel the handlers and
+        release the socket. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._rotation.cancel()
+        self._driver.close("server shutting down")
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def wait_closed(self) -> None:
+        await self._driver.wait_closed()
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        self.close()
+        await self.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Wait until the server is closed (cancelling this closes it)."""
+        try:
+            await self._driver.wait_closed()
+        except asyncio.CancelledError:
+            await self.aclose()
+            raise
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "serving"
+        return f"<minimalt.Server {self.services} at {self.address} {state}>"
+
+
+def serve(
+    handler: Handler | None = None,
+    service: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    identity: Identity | str | os.PathLike[str] | None = None,
+    *,
+    services: dict[str, Handler] | None = None,
+    config: EndpointConfig | None = None,
+    advertise: str | None = None,
+    key_lifetime: int = DEFAULT_KEY_LIFETIME,
+    reuse_port: bool | None = None,
+    on_record: Callable[[ServerRecord], Any] | None = None,
+) -> _Opening[Server]:
+    """Start a server on UDP ``host``:``port`` (0: any free port) running ``handler(conn)`` for
+    each connection to ``service``; ``services`` maps more names to handlers.
+
+    ``identity`` is an ``Identity``, the path of an identity file, or None for a throw-away one.
+    ``advertise`` is the host put in the record when ``host`` is a wildcard address.
+    ``server = await minimalt.serve(...)`` or ``async with minimalt.serve(...) as server``.
+    """
+    table: dict[str, Handler] = dict(services or {})
+    if handler is not None:
+        if service is None:
+            raise TypeError("serve(handler, service=...) needs the service name to answer")
+        table[service] = handler
+    if not table:
+        raise TypeError("serve() needs a handler and a service name (or services={...})")
+
+    async def open_() -> Server:
+        ident = identity
+        if ident is None:
+            ident = Identity.generate("minimalt")
+        elif not isinstance(ident, Identity):
+            ident = Identity.load(ident)
+        cfg = config if config is not None else EndpointConfig()
+        cfg.services = set(cfg.services) | set(table)
+        keys = ident.server_keys(lifetime=key_lifetime)
+        endpoint = Endpoint(
+            cfg, random=os.urandom, server_keys=keys, wall_offset=time.time() - time.monotonic()
+        )
+        driver = await EndpointDriver.create(endpoint, (host, port), reuse_port=reuse_port)
+        advertised = advertise
+        if advertised is None and ipaddress.ip_address(driver.sockname[0]).is_unspecified:
+            advertised = "127.0.0.1" if ":" not in driver.sockname[0] else "::1"
+            logger.warning(
+                "minimalt: serving on a wildcard address; the record names %s (pass advertise=)",
+                advertised,
+            )
+        return Server(
+            driver, keys, ident, table, advertise=advertised, key_lifetime=key_lifetime,
+            on_record=on_record,
+        )
+
+    return _Opening(open_)
