@@ -21,7 +21,7 @@ class RecvStream {
     return this.finalSize !== null && this.delivered === this.finalSize;
   }
 
-  /** @returns {number} bytes held waiting for a gap to fill */
+  /** @returns {number} chunks held waiting for a gap to fill */
   get bufferedChunks() {
     return this._pending.length;
   }

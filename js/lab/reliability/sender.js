@@ -208,11 +208,13 @@ class Sender extends EventEmitter {
       bytesInFlight: this.recovery.bytesInFlight,
     });
     if (persistentCongestion && this.qlog) {
+      const state = this.controller.state;
       this.qlog.event('recovery:congestion_state_updated', {
         old: this._lastState,
-        new: 'persistent_congestion',
+        new: state,
+        trigger: 'persistent_congestion',
       });
-      this._lastState = 'persistent_congestion';
+      this._lastState = state;
     }
   }
 

@@ -135,8 +135,9 @@ function runExperiment(scenario, run, { trace = false, onProgress } = {}) {
     for (const flow of flows) {
       const { startMs, stopMs } = flow.config;
       const delivered = flow.receiver.stats.bytesDelivered;
-      const active = now >= startMs && now <= stopMs && (flow.completionMs === null || now - scenario.sampleMs <= flow.completionMs);
-      if (active && now > startMs) {
+      // Sample from the first interval after the start to the interval holding the end.
+      const endMs = Math.min(stopMs, flow.completionMs ?? Infinity);
+      if (now > startMs && now - scenario.sampleMs <= endMs) {
         const sender = flow.sender;
         flow.series.push({
           t,
@@ -169,6 +170,7 @@ function runExperiment(scenario, run, { trace = false, onProgress } = {}) {
     name: run.name,
     summary: summarize(scenario, run, link, flows),
     series: {
+      sampleMs: scenario.sampleMs,
       capacity,
       flows: flows.map((flow) => ({ id: flow.config.id, controller: flow.config.controller, points: flow.series })),
     },

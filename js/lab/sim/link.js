@@ -47,10 +47,10 @@ class Link {
     this.bandwidthMbps = config.bandwidthMbps ?? Infinity;
     this.delayMs = config.delayMs ?? 0;
     this.queue = createQueue(config.queue);
+    this._rng = rng;
     this.lossModel = createLossModel(rng.fork('loss'), config.loss);
     this.reorder = config.reorder || null;
     this._reorderRng = rng.fork('reorder');
-    this._lossRng = rng;
     this.blackhole = false;
     this._deliver = hooks.deliver;
     this._onDrop = hooks.onDrop || (() => {});
@@ -72,7 +72,8 @@ class Link {
 
   /** @param {number|object} config new loss model */
   setLoss(config) {
-    this.lossModel = createLossModel(this._lossRng.fork(`loss@${this.sim.now()}`), config);
+    // A fresh stream per change, so earlier changes do not shift later draws.
+    this.lossModel = createLossModel(this._rng.fork(`loss@${this.sim.now()}`), config);
   }
 
   /** @param {boolean} on drop every packet entering the link while on */
