@@ -159,3 +159,25 @@ test('minimalt-lab reports a bad scenario in one line with exit code 1', async (
     expect.stringContaining('minimalt-lab: scenario.controllers[0]: unknown controller "nope"'),
   ]);
 });
+
+test('minimalt-lab udp carries a buffer over loopback UDP byte-identical', async () => {
+  const { code, stdout } = await runCli(['udp', '--bytes', '200000', '--controller', 'newreno']);
+  expect(code).toBe(0);
+  expect(stdout).toMatch(/^newreno: 200000 bytes over loopback UDP in [\d.]+ ms .*byte-identical\n$/);
+});
+
+test('the custom-controller example registers its controller and compares it with CUBIC', async () => {
+  const example = path.join(root, 'examples', 'lab', 'custom-controller.js');
+  const { code, stdout } = await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [example, '4000'], { cwd: tmp });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', (exitCode) => resolve({ code: exitCode, stdout: out }));
+  });
+  expect(code).toBe(0);
+  const lines = stdout.trim().split('\n');
+  expect(lines).toHaveLength(2);
+  expect(lines[0]).toMatch(/^gentle-aimd\s+goodput \d+\.\d\d Mbit\/s/);
+  expect(lines[1]).toMatch(/^cubic\s+goodput \d+\.\d\d Mbit\/s/);
+});
