@@ -38,6 +38,11 @@ class EndpointConfig:
     trace: Callable[[float, str, dict[str, Any]], None] | None = None
     #: Tunnels this endpoint holds at most (server side); first packets beyond it are dropped.
     max_tunnels: int = 100_000
+    #: 0-RTT freshness window (seconds): early data whose client clock is further off than
+    #: this from ours is refused (and resent by the client after one round trip).
+    early_data_window: float = 10.0
+    #: Size of the anti-replay Bloom filters (bits per filter; two filters are kept).
+    replay_cache_bits: int = 1 << 23
 
     def __post_init__(self) -> None:
         if self.max_datagram_size < 1200:

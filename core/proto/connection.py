@@ -30,6 +30,7 @@ class Connection:
         "window_update_pending",
         "fin_delivered",
         "closed",
+        "early_limit",
     )
 
     def __init__(
@@ -59,6 +60,9 @@ class Connection:
         self.window_update_pending = False
         self.fin_delivered = False
         self.closed = False
+        #: Bytes below this offset were written retry-safe before the server answered: they
+        #: may travel in the 0-RTT first flight. Everything after waits for the answer.
+        self.early_limit = 0
 
     def has_data_to_send(self) -> bool:
         return self.send.has_data_to_send(self.send_limit)

@@ -50,6 +50,9 @@ FRAME_MAX_CONNS = 0x0C
 FRAME_CLOSE = 0x0D
 FRAME_DATAGRAM = 0x0E
 FRAME_BLOCKED = 0x0F
+FRAME_PATH_CHALLENGE = 0x10
+FRAME_PATH_RESPONSE = 0x11
+PATH_DATA_SIZE = 8
 
 MAX_ACK_RANGES = 64  # a receiver keeps at most this many ranges; a peer's ACK with more is malformed
 

@@ -28,6 +28,7 @@ _BOX_NONCE = struct.Struct(">BQQ7x")  # direction, 62-bit TID, 64-bit nonce, zer
 assert _BOX_NONCE.size == BOX_NONCE_SIZE
 
 _PERSON_C2S = b"minimalt-c2s"
+_PERSON_C2S_1RTT = b"minimalt-c2s1"
 _PERSON_S2C = b"minimalt-s2c"
 _PERSON_REKEY = b"minimalt-rekey"
 _PERSON_KEY_ID = b"minimalt-keyid"
@@ -115,9 +116,16 @@ def key_id(server_public: bytes) -> bytes:
     return blake2b(server_public, person=_PERSON_KEY_ID, size=KEY_ID_SIZE)
 
 
-def client_to_server_key(shared: bytes) -> bytes:
-    """The client->server key of a tunnel, from the precomputed box key."""
-    return blake2b(b"", key=shared, person=_PERSON_C2S)
+def client_to_server_key(shared: bytes, diversifier: bytes | None = None) -> bytes:
+    """A client->server key from the precomputed box key.
+
+    Without ``diversifier``: the *early* key of the client's first-flight packets (the ones
+    carrying its public key). With the server's diversifier: the key of every later client
+    packet. Only a client that received a server packet knows the diversifier, so a packet
+    under the later key proves its sender's address (DESIGN §7.4)."""
+    if diversifier is None:
+        return blake2b(b"", key=shared, person=_PERSON_C2S)
+    return blake2b(diversifier, key=shared, person=_PERSON_C2S_1RTT)
 
 
 def server_to_client_key(shared: bytes, diversifier: bytes) -> bytes:
@@ -131,48 +139,47 @@ def evolve_key(key: bytes) -> bytes:
     return blake2b(b"", key=key, person=_PERSON_REKEY)
 
 
+# One scratch buffer for every key: the core is single-threaded and never re-enters a seal or
+# an open, and a 2 KiB buffer per key would dominate an idle tunnel's memory.
+_scratch = bytearray(1 << 16)
+_scratch_ptr = _ffi.from_buffer(_scratch)
+
+
 class DirectionKey:
     """The symmetric XSalsa20-Poly1305 key of one direction of one tunnel."""
 
-    __slots__ = ("key", "direction", "_scratch", "_scratch_ptr")
+    __slots__ = ("key", "direction")
 
     def __init__(self, key: bytes, direction: int) -> None:
         if len(key) != KEY_SIZE:
             raise ValueError("a direction key is 32 bytes")
         self.key = key
         self.direction = direction
-        self._scratch = bytearray(2048)
-        self._scratch_ptr = _ffi.from_buffer(self._scratch)
 
     def seal(self, header: bytes, tid: int, nonce: int, plaintext: bytes) -> bytes:
         """``header`` followed by the box (tag, ciphertext) of ``plaintext``."""
         hlen = len(header)
         total = hlen + BOX_TAG_SIZE + len(plaintext)
-        if total > len(self._scratch):
-            self._scratch = bytearray(total)
-            self._scratch_ptr = _ffi.from_buffer(self._scratch)
-        buf = self._scratch
-        buf[:hlen] = header
+        if total > len(_scratch):
+            raise ValueError("packet larger than 64 KiB")
+        _scratch[:hlen] = header
         _lib.crypto_secretbox_easy(
-            self._scratch_ptr + hlen,
+            _scratch_ptr + hlen,
             plaintext,
             len(plaintext),
             _BOX_NONCE.pack(self.direction, tid & TID_MASK, nonce),
             self.key,
         )
-        return bytes(memoryview(buf)[:total])
+        return bytes(memoryview(_scratch)[:total])
 
     def open(self, box: bytes | memoryview, tid: int, nonce: int) -> bytes | None:
         """The plaintext of ``box`` (tag then ciphertext), or None if it does not authenticate."""
         blen = len(box)
-        if blen < BOX_TAG_SIZE:
+        if blen < BOX_TAG_SIZE or blen - BOX_TAG_SIZE > len(_scratch):
             return None
         mlen = blen - BOX_TAG_SIZE
-        if mlen > len(self._scratch):
-            self._scratch = bytearray(mlen)
-            self._scratch_ptr = _ffi.from_buffer(self._scratch)
         rc = _lib.crypto_secretbox_open_easy(
-            self._scratch_ptr,
+            _scratch_ptr,
             _ffi.from_buffer(box),
             blen,
             _BOX_NONCE.pack(self.direction, tid & TID_MASK, nonce),
@@ -180,7 +187,7 @@ class DirectionKey:
         )
         if rc != 0:
             return None
-        return bytes(memoryview(self._scratch)[:mlen])
+        return bytes(memoryview(_scratch)[:mlen])
 
 
 class RandomSource:

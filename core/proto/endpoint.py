@@ -25,7 +25,10 @@ from .crypto import (
     is_canonical_public_key,
 )
 from .errors import LocalProtocolError
+from .antireplay import ReplayCache, early_data_verdict
+from .errors import FrameEncodingError
 from .events import Event
+from .frames import Hello, decode_frame
 from .packet import parse_header
 from .records import RecordError, ServerKeys, ServerRecord
 from .tunnel import OPEN, Tunnel
@@ -39,7 +42,9 @@ class Endpoint:
 
     ``server_keys`` makes this endpoint accept tunnels (a server); without it, it only opens
     them. ``wall_offset`` maps ``now`` to Unix time (``wall = now + wall_offset``), needed to
-    check record expiry and clocks in first packets.
+    check record expiry and clocks in first packets. ``now``, the time the endpoint starts,
+    starts a server's replay cache; without it the cache starts with the first first-packet
+    (then early data to keys that are not ``exclusive`` waits out one freshness window).
     """
 
     def __init__(
@@ -49,6 +54,7 @@ class Endpoint:
         random: RandomSource,
         server_keys: ServerKeys | None = None,
         wall_offset: float = 0.0,
+        now: float | None = None,
     ) -> None:
         self.config = config if config is not None else EndpointConfig()
         self.random = random
@@ -64,6 +70,11 @@ class Endpoint:
         self.datagrams_received = 0
         self.datagrams_sent = 0
         self._clock_skew_ms: dict[bytes, int] = {}  # per server identity, learnt from HelloAck
+        #: Server side: first-packet identities seen, for at-most-once early data. Made on the
+        #: first first-packet, so ``started_at`` is when this endpoint began to remember.
+        self.replay_cache: ReplayCache | None = None
+        if server_keys is not None and now is not None:
+            self._replay_cache(self.wall_time(now))
 
     # --- time --------------------------------------------------------------------------------
 
@@ -176,6 +187,17 @@ class Endpoint:
         if plaintext is None:
             self._count("auth")
             return None
+        hello = _first_hello(plaintext)
+        if hello is None:
+            self._count("no_hello")
+            return None
+        wall = self.wall_time(now)
+        refusal = early_data_verdict(
+            self._replay_cache(wall), header.client_public, hello.client_time_ms, wall,
+            ephemeral.exclusive,
+        )
+        if refusal is not None:
+            self._count("early_data_refused")
         tunnel = Tunnel.new_server(
             self,
             tid=header.tid,
@@ -185,10 +207,20 @@ class Endpoint:
             recv_key=recv_key,
             diversifier=self.random(C.DIVERSIFIER_SIZE),
             key_section=header.client_public + header.key_id,
+            hello=hello,
+            early_refusal=refusal,
         )
         self.tunnels[header.tid] = tunnel
         tunnel.on_authenticated(header.nonce, plaintext, len(data), addr, now)
         return tunnel
+
+    def _replay_cache(self, now_unix: float) -> ReplayCache:
+        if self.replay_cache is None:
+            self.replay_cache = ReplayCache(
+                random=self.random, now_unix=now_unix, window=self.config.early_data_window,
+                bits=self.config.replay_cache_bits,
+            )
+        return self.replay_cache
 
     # --- timers ------------------------------------------------------------------------------
 
@@ -241,9 +273,7 @@ class Endpoint:
         for tunnel in dirty:
             if self.tunnels.get(tunnel.tid) is not tunnel:
                 continue
-            peer = tunnel.peer
-            for datagram in tunnel.datagrams_to_send(now):
-                out.append((datagram, peer))
+            out.extend(tunnel.datagrams_to_send(now))
             self._reschedule(tunnel)
         self.datagrams_sent += len(out)
         return out
@@ -275,3 +305,16 @@ class Endpoint:
             "datagrams_sent": self.datagrams_sent,
             "drops": dict(self.drops),
         }
+
+
+def _first_hello(plaintext: bytes) -> Hello | None:
+    """The Hello frame a client's key-carrying packet must start with (after any ACK)."""
+    pos = 0
+    try:
+        while pos < len(plaintext):
+            frame, pos = decode_frame(plaintext, pos)
+            if type(frame) is Hello:
+                return frame
+    except FrameEncodingError:
+        return None
+    return None

@@ -90,6 +90,16 @@ class EarlyDataRejected:
 
 
 @dataclass(frozen=True, slots=True)
+class TunnelMigrated:
+    """The peer answered a path challenge from its new address; the tunnel follows it
+    (server side; congestion state restarts on the new path)."""
+
+    tunnel: Tunnel
+    old: Address
+    new: Address
+
+
+@dataclass(frozen=True, slots=True)
 class TunnelClosed:
     """The tunnel is gone: closed by either side, idle timeout, or a protocol error."""
 
@@ -108,5 +118,6 @@ Event = (
     | ConnectionClosed
     | DatagramReceived
     | EarlyDataRejected
+    | TunnelMigrated
     | TunnelClosed
 )

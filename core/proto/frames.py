@@ -208,9 +208,23 @@ class Blocked:
     limit: int
 
 
+@dataclass(frozen=True, slots=True)
+class PathChallenge:
+    """Sent to a peer's new address: only the real peer there can answer it (mobility)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PathResponse:
+    """Echoes a PathChallenge's data; it proves the sender receives at its address."""
+
+    data: bytes
+
+
 Frame = (
     Padding | Ping | Ack | Hello | HelloAck | Create | Refuse | Reset | Stream | MaxData
-    | MaxConnData | MaxConns | Close | Datagram | Blocked
+    | MaxConnData | MaxConns | Close | Datagram | Blocked | PathChallenge | PathResponse
 )
 
 
@@ -302,6 +316,10 @@ def encode_frame(frame: Frame) -> bytes:
         return b"\x0e" + encode_varint(frame.cid) + _encode_bytes(frame.data)
     if isinstance(frame, Blocked):
         return b"\x0f" + encode_varint(frame.limit)
+    if isinstance(frame, (PathChallenge, PathResponse)):
+        if len(frame.data) != C.PATH_DATA_SIZE:
+            raise ValueError(f"path data is {C.PATH_DATA_SIZE} bytes")
+        return (b"\x10" if isinstance(frame, PathChallenge) else b"\x11") + frame.data
     raise TypeError(f"not a frame: {frame!r}")
 
 
@@ -409,6 +427,13 @@ def decode_frame(payload: bytes, pos: int) -> tuple[Frame, int]:
         elif ftype == C.FRAME_BLOCKED:
             limit, pos = read_varint(payload, pos)
             frame = Blocked(limit)
+        elif ftype == C.FRAME_PATH_CHALLENGE or ftype == C.FRAME_PATH_RESPONSE:
+            stop = pos + C.PATH_DATA_SIZE
+            if stop > end:
+                raise FrameEncodingError("path data runs past the end of the payload")
+            data = payload[pos:stop]
+            frame = PathChallenge(data) if ftype == C.FRAME_PATH_CHALLENGE else PathResponse(data)
+            pos = stop
         else:
             raise FrameEncodingError(f"unknown frame type 0x{ftype:02x}")
     except (IndexError, struct.error) as exc:

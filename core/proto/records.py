@@ -124,6 +124,12 @@ class ServerRecord:
 class EphemeralKey:
     keypair: BoxKeyPair
     expires: int
+    #: Unix time the key was made (0 if unknown).
+    created: float = 0.0
+    #: True when this process made the key and never shared it: no other replay cache can
+    #: have seen first packets boxed to it. False for keys loaded from disk or shared with
+    #: replicas: after a restart, early data to them waits out the freshness window.
+    exclusive: bool = False
 
     @property
     def key_id(self) -> bytes:
@@ -144,11 +150,16 @@ class ServerKeys:
         cls, random: RandomSource, *, name: str = "", now_unix: float, lifetime: int = 3600
     ) -> ServerKeys:
         keys = cls(SigningKeyPair.generate(random), name)
-        keys.add_ephemeral(BoxKeyPair.generate(random), int(now_unix) + lifetime)
+        keys.add_ephemeral(
+            BoxKeyPair.generate(random), int(now_unix) + lifetime, created=now_unix,
+            exclusive=True,
+        )
         return keys
 
-    def add_ephemeral(self, keypair: BoxKeyPair, expires: int) -> EphemeralKey:
-        key = EphemeralKey(keypair, expires)
+    def add_ephemeral(
+        self, keypair: BoxKeyPair, expires: int, *, created: float = 0.0, exclusive: bool = False
+    ) -> EphemeralKey:
+        key = EphemeralKey(keypair, expires, created, exclusive)
         self._ephemeral[key.key_id] = key
         self.current = key
         return key

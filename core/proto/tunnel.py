@@ -21,7 +21,7 @@ from . import constants as C
 from . import events
 from .congestion import Pacer, create_congestion_control
 from .connection import Connection
-from .crypto import DirectionKey, server_to_client_key
+from .crypto import DirectionKey, client_to_server_key, server_to_client_key
 from .errors import (
     FlowControlError,
     FrameEncodingError,
@@ -39,7 +39,8 @@ from .frames import (
     MaxConnData,
     MaxConns,
     MaxData,
-    Padding,
+    PathChallenge,
+    PathResponse,
     Ping,
     Refuse,
     Reset,
@@ -74,8 +75,14 @@ _M_CONN_WINDOW = 3  # (tag, cid): resend the current window
 _M_TUNNEL_WINDOW = 4  # (tag,)
 _M_CREATE = 5  # (tag, cid)
 _M_MAX_CONNS = 6  # (tag,)
+_M_HELLO = 7  # (tag,): a client first-flight packet
 
 _AEAD_OVERHEAD = C.BOX_TAG_SIZE
+# Below this many bytes of amplification budget a server does not bother to send a packet.
+_MIN_UNVALIDATED_PACKET = C.HEADER_SIZE + C.DIVERSIFIER_SIZE + _AEAD_OVERHEAD + 32
+# Frames a server ignores from a client whose early data it refused, until the client proves
+# it got the refusal (by acknowledging a server packet).
+_EARLY_APPLICATION_FRAMES = frozenset({Create, Reset, Datagram, MaxConnData})
 _PING = b"\x01"
 
 
@@ -108,6 +115,9 @@ class Tunnel:
 
         self._send_key = send_key
         self._recv_key = recv_key
+        # Server only: the key of the client's first-flight packets (the ones carrying its
+        # public key), kept until a packet under the later key proves the client's address.
+        self._early_recv_key: DirectionKey | None = None
         self._parity = C.CLIENT_NONCE_PARITY if is_client else C.SERVER_NONCE_PARITY
         self._next_pn = 0
         self._replay = ReplayWindow()
@@ -169,10 +179,19 @@ class Tunnel:
         self.address_validated = is_client
         self._unvalidated_received = 0
         self._unvalidated_sent = 0
+        # Mobility (server): a new address is followed only once it answers a challenge.
+        self._path_candidate: Any = None
+        self._path_challenge: bytes | None = None
+        self._path_challenge_sent = -1.0
+        self._path_budget = 0  # bytes we may still send to the unproven candidate address
+        self._path_out: list[bytes] = []  # datagrams for the candidate address
 
         # Early data (0-RTT) and clock skew.
         self.early_data_accepted: bool | None = None
+        self.early_refusal: str | None = None  # server: why early data was refused
         self.clock_skew_ms = 0
+        self._hello = b""  # client: the encoded Hello frame of every key-carrying packet
+        self._hello_pending = is_client  # client: a first packet must go out even if empty
 
         self._last_received = now
         self._last_sent = now
@@ -211,7 +230,9 @@ class Tunnel:
         tunnel._shared = shared
         tunnel._key_section = key_section
         tunnel.identity = identity
-        tunnel._control.append(Hello(C.PROTOCOL_VERSION, client_time_ms))
+        # Every packet carrying the client key carries the Hello too: whichever arrives first
+        # creates the server's tunnel, and the server judges early data by its clock.
+        tunnel._hello = encode_frame(Hello(C.PROTOCOL_VERSION, client_time_ms))
         return tunnel
 
     @classmethod
@@ -226,16 +247,28 @@ class Tunnel:
         recv_key: DirectionKey,
         diversifier: bytes,
         key_section: bytes,
+        hello: Hello,
+        early_refusal: str | None,
     ) -> Tunnel:
+        """A server tunnel for an authenticated first packet. ``early_refusal`` is why its
+        early data may not run (None: it may), from the anti-replay checks."""
         send_key = DirectionKey(
             server_to_client_key(shared, diversifier), C.DIRECTION_SERVER_TO_CLIENT
         )
+        later_key = DirectionKey(
+            client_to_server_key(shared, diversifier), C.DIRECTION_CLIENT_TO_SERVER
+        )
         tunnel = cls(
             endpoint, is_client=False, tid=tid, peer=peer, now=now, send_key=send_key,
-            recv_key=recv_key,
+            recv_key=later_key,
         )
+        tunnel._early_recv_key = recv_key
         tunnel._diversifier = diversifier
         tunnel._key_section = key_section
+        tunnel.early_data_accepted = early_refusal is None
+        tunnel.early_refusal = early_refusal
+        skew = int(endpoint.wall_time(now) * 1000) - hello.client_time_ms
+        tunnel._control.append(HelloAck(skew, early_refusal is None))
         return tunnel
 
     # --- application API ---------------------------------------------------------------------
@@ -259,13 +292,25 @@ class Tunnel:
         self._mark_ready(conn)
         return cid
 
-    def send(self, cid: int, data: bytes, end_stream: bool = False) -> None:
-        """Queue ``data`` on connection ``cid``; ``end_stream`` half-closes after it."""
+    def send(
+        self, cid: int, data: bytes, end_stream: bool = False, *, retry_safe: bool | None = None
+    ) -> None:
+        """Queue ``data`` on connection ``cid``; ``end_stream`` half-closes after it.
+
+        ``retry_safe`` (default: the connection's flag) says the bytes may travel in the 0-RTT
+        first flight, where a replay could deliver them again to a server that lost its replay
+        cache; other bytes, and everything written after them, wait until the server answers.
+        """
         conn = self._writable_connection(cid)
+        safe = conn.retry_safe if retry_safe is None else retry_safe
+        send = conn.send
+        early = safe and not self.established and conn.early_limit == send.write_offset
         if data:
-            conn.send.write(bytes(data))
+            send.write(bytes(data))
+            if early:
+                conn.early_limit = send.write_offset
         if end_stream:
-            conn.send.finish()
+            send.finish()
         self._mark_ready(conn)
         self.endpoint._touch(self)
 
@@ -378,6 +423,7 @@ class Tunnel:
             ):
                 self._drop("key_section_mismatch")
                 return
+            key = self._early_recv_key
         elif header.diversifier is not None:
             if key is None:
                 if self._shared is None:
@@ -401,6 +447,11 @@ class Tunnel:
         if new_key:  # the server's first packet authenticated: its diversifier is genuine
             self._recv_key = key
             self._diversifier = header.diversifier
+            # From now on our packets use the key that proves we got the server's answer.
+            self._send_key = DirectionKey(
+                client_to_server_key(self._shared, header.diversifier),
+                C.DIRECTION_CLIENT_TO_SERVER,
+            )
             self._shared = None
             self._key_section = None
         self.on_authenticated(nonce, plaintext, len(data), addr, now)
@@ -421,6 +472,14 @@ class Tunnel:
         if plaintext is None:
             self._drop("auth")
             return
+        if not self._peer_has_diversifier:
+            # Server: the client's first packet under its later key. Only the holder of our
+            # diversifier can make it, so the client got our answer: from here on no more
+            # diversifier in clear, no more early key, and its address (if unchanged) is proven.
+            self._peer_has_diversifier = True
+            self._early_recv_key = None
+            if addr == self.peer:
+                self.address_validated = True
         self.on_authenticated(nonce, plaintext, len(data), addr, now)
 
     def on_authenticated(
@@ -440,16 +499,12 @@ class Tunnel:
             self._unvalidated_received += size
         largest = self._largest_recv_pn
         if pn > largest:
-            if addr != self.peer:
-                self._on_new_path(addr)
+            if addr != self.peer and not self.is_client:
+                self._on_new_address(addr, size, now)
             self._largest_recv_pn = pn
             self._largest_recv_time = now
         else:
             self._ack_immediately = True  # out of order: tell the sender at once
-        recv_pns = self._recv_pns
-        recv_pns.add(pn, pn + 1)
-        if len(recv_pns) > C.MAX_ACK_RANGES:
-            recv_pns.shift()
         if not self.established:
             self.established = True
             self._ack_immediately = True  # acknowledge a first flight at once (address proof)
@@ -468,6 +523,14 @@ class Tunnel:
         except RemoteProtocolError as exc:
             self._protocol_error(exc)
             return
+        if eliciting is None:
+            # Refused early data: not acknowledged, so the client's copy stays in flight until
+            # it learns of the refusal and resends it (DESIGN §7.2).
+            return
+        recv_pns = self._recv_pns
+        recv_pns.add(pn, pn + 1)
+        if len(recv_pns) > C.MAX_ACK_RANGES:
+            recv_pns.shift()
         if eliciting:
             self._ack_eliciting_unacked += 1
             if self._ack_deadline is None:
@@ -475,8 +538,9 @@ class Tunnel:
         if self._trace:
             self._trace(now, "transport:packet_received", {"pn": pn, "size": size})
 
-    def _process_frames(self, buf: bytes, now: float) -> bool:
-        """Act on every frame of a payload; True if any was ack-eliciting.
+    def _process_frames(self, buf: bytes, now: float) -> bool | None:
+        """Act on every frame of a payload; True if any was ack-eliciting, None if the packet
+        carried early data this server refused (it must then not be acknowledged).
 
         Stream, Ack and Padding frames (nearly all traffic) are parsed inline here; the rest
         go through ``decode_frame``. Raises on malformed input (the caller closes the tunnel).
@@ -484,6 +548,7 @@ class Tunnel:
         pos = 0
         end = len(buf)
         eliciting = False
+        refused = False
         while pos < end:
             ftype = buf[pos]
             if ftype == 0x08 or ftype == 0x09:  # STREAM, STREAM_FIN
@@ -498,7 +563,10 @@ class Tunnel:
                 stop = pos + length
                 if stop > end:
                     raise FrameEncodingError("STREAM data runs past the end of the payload")
-                self._on_stream(cid, offset, buf[pos:stop], ftype == 0x09)
+                if self.early_refusal is not None and not self.address_validated:
+                    refused = True
+                else:
+                    self._on_stream(cid, offset, buf[pos:stop], ftype == 0x09)
                 pos = stop
                 eliciting = True
             elif ftype == 0x02:  # ACK
@@ -508,12 +576,20 @@ class Tunnel:
                 pos = skip_padding(buf, pos + 1)
             else:
                 frame, pos = decode_frame(buf, pos)
-                if type(frame) is not Close:
+                kind = type(frame)
+                if kind is not Close:
                     eliciting = True
+                if (
+                    kind in _EARLY_APPLICATION_FRAMES
+                    and self.early_refusal is not None
+                    and not self.address_validated
+                ):
+                    refused = True
+                    continue
                 self._on_control(frame, now)
                 if self.state != OPEN:
                     break
-        return eliciting
+        return None if refused else eliciting
 
     # --- frame handlers ----------------------------------------------------------------------
 
@@ -548,10 +624,6 @@ class Tunnel:
     def _on_ack(self, ranges: tuple[tuple[int, int], ...], delay_us: int, now: float) -> None:
         acked, lost = self.recovery.on_ack_received(ranges, delay_us / 1e6, now)
         if acked:
-            if not self._peer_has_diversifier:
-                self._peer_has_diversifier = True
-            if not self.address_validated:
-                self.address_validated = True
             for packet in acked:
                 self._on_packet_acked(packet)
         if lost:
@@ -574,10 +646,15 @@ class Tunnel:
 
     def _on_packets_lost(self, lost: list[SentPacket]) -> None:
         self.packets_lost += len(lost)
+        if self._trace:
+            for packet in lost:
+                self._trace(self._last_received, "recovery:packet_lost", {"pn": packet.pn})
+        self._requeue(lost)
+
+    def _requeue(self, packets: list[SentPacket]) -> None:
+        """Queue again what these packets carried (they are lost, or must be resent)."""
         connections = self.connections
-        for packet in lost:
-            if self._trace:
-                self._trace(0.0, "recovery:packet_lost", {"pn": packet.pn})
+        for packet in packets:
             for meta in packet.frames:
                 tag = meta[0]
                 if tag == _M_STREAM:
@@ -600,6 +677,8 @@ class Tunnel:
                         self._mark_ready(conn)
                 elif tag == _M_MAX_CONNS:
                     self._max_conns_pending = True
+                elif tag == _M_HELLO:
+                    self._hello_pending = self._key_section is not None
 
     def _on_control(self, frame: Any, now: float) -> None:
         kind = type(frame)
@@ -642,26 +721,34 @@ class Tunnel:
                 DRAINING, frame.code, frame.reason.decode(errors="replace"), by_peer=True
             )
         elif kind is Hello:
-            self._on_hello(frame)
+            if self.is_client:
+                raise RemoteProtocolError("a server sent Hello", C.ERR_PROTOCOL)
+            # Repeated on every first-flight packet; the first one was judged by the endpoint.
         elif kind is HelloAck:
-            if self.is_client and self.early_data_accepted is None:
+            if not self.is_client:
+                raise RemoteProtocolError("a client sent HelloAck", C.ERR_PROTOCOL)
+            if self.early_data_accepted is None:
                 self.clock_skew_ms = frame.clock_skew_ms
                 self.early_data_accepted = frame.early_data_accepted
                 if self.identity is not None:
                     self.endpoint._learn_clock_skew(self.identity, frame.clock_skew_ms)
+                if not frame.early_data_accepted:
+                    self._resend_early_data()
         elif kind is Datagram:
             self.endpoint._events.append(events.DatagramReceived(self, frame.cid, frame.data))
+        elif kind is PathChallenge:
+            self._control.append(PathResponse(frame.data))
+            self._ack_immediately = True
+        elif kind is PathResponse:
+            self._on_path_response(frame.data)
         elif kind is Ping or kind is Blocked:
             pass
 
-    def _on_hello(self, frame: Hello) -> None:
-        if self.is_client:
-            raise RemoteProtocolError("a server sent Hello", C.ERR_PROTOCOL)
-        if frame.version != C.PROTOCOL_VERSION:
-            raise RemoteProtocolError(f"unsupported version {frame.version}", C.ERR_PROTOCOL)
-        skew = int(self.endpoint.wall_time(self._last_received) * 1000) - frame.client_time_ms
-        self.early_data_accepted = True
-        self._control.append(HelloAck(skew, True))
+    def _resend_early_data(self) -> None:
+        """The server refused our first flight's data: everything sent so far was early and
+        not acknowledged; queue it all again (no congestion signal: nothing was lost)."""
+        self._requeue(self.recovery.drop_all())
+        self.endpoint._events.append(events.EarlyDataRejected(self))
 
     def _on_create(self, frame: Create) -> None:
         if (frame.cid & 1) == (0 if self.is_client else 1) or frame.cid == 0:
@@ -794,16 +881,50 @@ class Tunnel:
         self._shared = None
         self.endpoint._remove(self)
 
-    def _on_new_path(self, addr: Any) -> None:
-        """An authenticated, newest packet from a new address: follow the peer (mobility)."""
-        self.peer = addr
-        for packet in self.recovery.on_path_change():
-            self._on_packets_lost([packet])
-        if not self.is_client:
-            self.address_validated = False
-            self._unvalidated_received = 0
-            self._unvalidated_sent = 0
-            self._probes = max(self._probes, 1)  # elicit an ack from the new address at once
+    def _on_new_address(self, addr: Any, size: int, now: float) -> None:
+        """The newest authenticated packet came from a new address: challenge that address
+        before following it (a forwarded or spoofed packet must never move the tunnel)."""
+        if addr != self._path_candidate:
+            self._path_candidate = addr
+            self._path_challenge = self.endpoint.random(C.PATH_DATA_SIZE)
+            self._path_budget = 0
+            self._path_challenge_sent = -1.0
+        self._path_budget += size  # amplification limit on the unproven path too
+        pto = self.recovery.rtt.pto_base() + self.config.max_ack_delay
+        if self._path_challenge_sent < 0 or now - self._path_challenge_sent >= pto:
+            packet = self._challenge_packet(now)
+            if len(packet) <= self._path_budget:
+                self._path_budget -= len(packet)
+                self._path_out.append(packet)
+                self._path_challenge_sent = now
+
+    def _challenge_packet(self, now: float) -> bytes:
+        assert self._path_challenge is not None
+        payload = encode_frame(PathChallenge(self._path_challenge))
+        pn = self._next_pn
+        self._next_pn += 1
+        nonce = 2 * pn + self._parity
+        header = build_header(self.tid, nonce)
+        packet = self._send_key.seal(header, self.tid, nonce, payload)
+        # Not in flight: an unanswered challenge is resent on the next packet from the new
+        # address, and says nothing about congestion on the current path.
+        self.recovery.on_packet_sent(SentPacket(pn, now, len(packet), False, False, []))
+        self.packets_sent += 1
+        self.bytes_sent += len(packet)
+        return packet
+
+    def _on_path_response(self, data: bytes) -> None:
+        if self._path_challenge is None or data != self._path_challenge:
+            return  # stale or forged: ignore
+        old, new = self.peer, self._path_candidate
+        self._path_challenge = None
+        self._path_candidate = None
+        self.peer = new
+        self.address_validated = True
+        # A new path: fresh RTT and congestion state; what was in flight on the old one is
+        # sent again (not a congestion signal).
+        self._requeue(self.recovery.on_path_change())
+        self.endpoint._events.append(events.TunnelMigrated(self, old, new))
 
     # --- timers ------------------------------------------------------------------------------
 
@@ -815,6 +936,8 @@ class Tunnel:
         loss = self.recovery.get_loss_detection_timer()
         if loss is not None and loss < deadline:
             deadline = loss
+        if self._amplification_blocked():
+            return deadline  # nothing can be sent until the peer sends more (or proves its path)
         if self._ack_deadline is not None and self._ack_deadline < deadline:
             deadline = self._ack_deadline
         if self._pacer_wake is not None and self._pacer_wake < deadline:
@@ -823,6 +946,11 @@ class Tunnel:
         if keepalive is not None and self._last_sent + keepalive < deadline:
             deadline = self._last_sent + keepalive
         return deadline
+
+    def _amplification_blocked(self) -> bool:
+        return not self.address_validated and (
+            self._unvalidated_received - self._unvalidated_sent < _MIN_UNVALIDATED_PACKET
+        )
 
     def handle_timer(self, now: float) -> None:
         if self.state != OPEN:
@@ -857,20 +985,25 @@ class Tunnel:
 
     # --- output ------------------------------------------------------------------------------
 
-    def datagrams_to_send(self, now: float) -> list[bytes]:
-        """Every datagram this tunnel may send now (congestion, pacing and amplification allowing)."""
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        """Every (datagram, address) this tunnel may send now (congestion, pacing and
+        amplification allowing)."""
+        peer = self.peer
         if self.state != OPEN:
             if self.state == CLOSING and not self._close_sent and self._close_frame is not None:
                 self._close_sent = True
                 packet = self._seal(self._close_frame, now, ack_eliciting=False, meta=())
-                return [packet] if packet is not None else []
+                return [(packet, peer)]
             return []
-        out: list[bytes] = []
+        out: list[tuple[bytes, Any]] = []
+        if self._path_out:
+            out.extend((packet, self._path_candidate) for packet in self._path_out)
+            self._path_out.clear()
         while True:
             packet = self._build_packet(now)
             if packet is None:
                 break
-            out.append(packet)
+            out.append((packet, peer))
         return out
 
     def _header(self) -> bytes:
@@ -902,10 +1035,13 @@ class Tunnel:
         mds = self.config.max_datagram_size
         if not self.address_validated:
             budget = self._unvalidated_received - self._unvalidated_sent
-            mds = min(mds, budget)
-            if mds < len(header) + _AEAD_OVERHEAD + 32:
+            if budget < _MIN_UNVALIDATED_PACKET:
                 return None  # amplification limit: wait for the client to prove its address
+            mds = min(mds, budget)
         space = mds - len(header) - _AEAD_OVERHEAD
+        hello = self._hello if self._key_section is not None and self.is_client else None
+        if hello is not None:
+            space -= len(hello)
         recovery = self.recovery
         probe = self._probes > 0
         # May we send ack-eliciting content now? Congestion window, then pacing.
@@ -925,7 +1061,12 @@ class Tunnel:
         eliciting = False
         if can_send:
             eliciting, space = self._fill(parts, meta, space)
-            if not eliciting and probe:
+            if hello is not None and (eliciting or self._hello_pending or probe):
+                parts.insert(0, hello)
+                meta.append((_M_HELLO,))
+                self._hello_pending = False
+                eliciting = True
+            elif not eliciting and probe:
                 parts.append(_PING)
                 space -= 1
                 eliciting = True
@@ -1025,7 +1166,7 @@ class Tunnel:
                 return 0, False  # over the peer's connection limit: MaxConns will wake us
             if not conn.local and cid >> 1 > self._peer_max_conns:
                 return 0, False
-            if not self.established and not conn.retry_safe:
+            if not self.established and not (conn.retry_safe or conn.early_limit):
                 return 0, False  # not retry-safe: wait for the server's answer (no 0-RTT)
             encoded = encode_frame(Create(cid, conn.service.encode(), conn.retry_safe))
             if len(encoded) > space:
@@ -1051,6 +1192,8 @@ class Tunnel:
         old_sent = send.sent_offset
         tunnel_credit = self._peer_max_data - self._data_sent
         limit = min(conn.send_limit, old_sent + tunnel_credit)
+        if not self.established and limit > conn.early_limit:
+            limit = conn.early_limit  # only retry-safe bytes before the server answers
         if not send.has_data_to_send(limit):
             if tunnel_credit <= 0 and send.write_offset > old_sent:
                 self._send_blocked()
@@ -1105,7 +1248,7 @@ class Tunnel:
             self._trace(now, "transport:packet_sent", {"pn": pn, "size": size})
         return packet
 
-    def _seal(self, payload: bytes, now: float, *, ack_eliciting: bool, meta: Any) -> bytes | None:
+    def _seal(self, payload: bytes, now: float, *, ack_eliciting: bool, meta: Any) -> bytes:
         return self._seal_payload(self._header(), payload, now, ack_eliciting, list(meta))
 
     def _update_pacer(self) -> None:

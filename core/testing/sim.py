@@ -84,6 +84,7 @@ class Simulation:
             random=SeededRandom(next(self._key_seed)),
             server_keys=server_keys,
             wall_offset=self.wall_offset,
+            now=self.now,
         )
         self.endpoints[addr] = endpoint
         if handler is not None:
@@ -190,8 +191,8 @@ class Simulation:
         timeout: float = 60.0,
         max_steps: int = 10_000_000,
     ) -> bool:
-        """Step until ``until()`` holds (True), nothing is left to do, or ``timeout`` virtual
-        seconds pass (False)."""
+        """Step until ``until()`` holds (True) or ``timeout`` virtual seconds pass (False).
+        Without ``until``, run for ``timeout`` virtual seconds (the clock ends at the deadline)."""
         deadline = self.now + timeout
         stalled = 0
         for _ in range(max_steps):
@@ -201,10 +202,8 @@ class Simulation:
                 return True
             when = self.next_time()
             if when is None or when > deadline:
-                if until is None:
-                    return True
-                self.now = max(self.now, deadline)
-                return bool(until())
+                self.now = max(self.now, deadline)  # idle until the deadline
+                return True if until is None else bool(until())
             self.step()
             # A timer that keeps firing without the clock moving is a livelock in the core.
             stalled = stalled + 1 if self.now == before else 0
