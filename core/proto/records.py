@@ -100,7 +100,7 @@ class ServerRecord:
             raise RecordError(f"a record's text form starts with {TEXT_PREFIX!r}")
         body = text[len(TEXT_PREFIX) :]
         try:
-            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
         except ValueError as exc:
             raise RecordError(f"record text is not base64: {exc}") from exc
         return cls.from_bytes(raw)

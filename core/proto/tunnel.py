@@ -23,6 +23,7 @@ from .congestion import Pacer, create_congestion_control
 from .connection import Connection
 from .crypto import DirectionKey, client_to_server_key, server_to_client_key
 from .errors import (
+    FinalSizeError,
     FlowControlError,
     FrameEncodingError,
     LocalProtocolError,
@@ -78,6 +79,7 @@ _M_MAX_CONNS = 6  # (tag,)
 _M_HELLO = 7  # (tag,): a client first-flight packet
 
 _AEAD_OVERHEAD = C.BOX_TAG_SIZE
+_MAX_STREAM_OFFSET = (1 << 62) - 1
 # Below this many bytes of amplification budget a server does not bother to send a packet.
 _MIN_UNVALIDATED_PACKET = C.HEADER_SIZE + C.DIVERSIFIER_SIZE + _AEAD_OVERHEAD + 32
 # Frames a server ignores from a client whose early data it refused, until the client proves
@@ -563,6 +565,8 @@ class Tunnel:
                 stop = pos + length
                 if stop > end:
                     raise FrameEncodingError("STREAM data runs past the end of the payload")
+                if offset + length > _MAX_STREAM_OFFSET:
+                    raise FrameEncodingError("STREAM offset out of range")
                 if self.early_refusal is not None and not self.address_validated:
                     refused = True
                 else:
@@ -714,8 +718,7 @@ class Tunnel:
         elif kind is Reset:
             conn = self.connections.get(frame.cid)
             if conn is not None:
-                self._drop_connection(conn)
-                self.endpoint._events.append(events.ConnectionReset(self, frame.cid, frame.code))
+                self._on_reset(conn, frame)
         elif kind is Close:
             self._enter_closing(
                 DRAINING, frame.code, frame.reason.decode(errors="replace"), by_peer=True
@@ -751,10 +754,11 @@ class Tunnel:
         self.endpoint._events.append(events.EarlyDataRejected(self))
 
     def _on_create(self, frame: Create) -> None:
-        if (frame.cid & 1) == (0 if self.is_client else 1) or frame.cid == 0:
-            pass  # a peer-initiated id: fine
-        else:
-            raise RemoteProtocolError(f"Create for our own connection id {frame.cid}")
+        if frame.cid == 0 or (frame.cid & 1) != (0 if self.is_client else 1):
+            raise RemoteProtocolError(
+                f"Create for connection id {frame.cid}, which is not the peer's to open",
+                C.ERR_PROTOCOL,
+            )
         conn = self._conn_for_peer_frame(frame.cid)
         if conn is None or conn.opened or conn.reset:
             return  # a duplicate Create, or for a connection already gone
@@ -769,6 +773,23 @@ class Tunnel:
             events.ConnectionOpened(self, conn.cid, service, frame.retry_safe)
         )
         self._deliver(conn)
+
+    def _on_reset(self, conn: Connection, frame: Reset) -> None:
+        recv = conn.recv
+        final = frame.final_size
+        if final < recv.highest or (recv.final_size is not None and final != recv.final_size):
+            raise FinalSizeError(f"Reset of connection {conn.cid} changes its final size")
+        if final > conn.recv_limit:
+            raise FlowControlError(f"Reset of connection {conn.cid} reaches past its window")
+        # Bytes the peer sent but we never got still used the tunnel window: charge them,
+        # then give them back with everything else unread.
+        unseen = final - recv.highest
+        self._data_received += unseen
+        if self._data_received > self._local_max_data:
+            raise FlowControlError("peer sent past the tunnel window")
+        self._credit_tunnel(unseen)
+        self._drop_connection(conn)
+        self.endpoint._events.append(events.ConnectionReset(self, conn.cid, frame.code))
 
     def _refuse(self, conn: Connection, code: int, reason: str) -> None:
         self._control.append(Refuse(conn.cid, code, reason.encode()))
@@ -1162,10 +1183,8 @@ class Tunnel:
         used = 0
         cid = conn.cid
         if conn.create_pending:
-            if conn.local and (cid + 1) >> 1 > self._peer_max_conns and cid & 1:
+            if conn.local and (cid + 1) >> 1 > self._peer_max_conns:
                 return 0, False  # over the peer's connection limit: MaxConns will wake us
-            if not conn.local and cid >> 1 > self._peer_max_conns:
-                return 0, False
             if not self.established and not (conn.retry_safe or conn.early_limit):
                 return 0, False  # not retry-safe: wait for the server's answer (no 0-RTT)
             encoded = encode_frame(Create(cid, conn.service.encode(), conn.retry_safe))
