@@ -57,7 +57,11 @@ class Identity:
         """Fresh ``ServerKeys`` for this identity with one new ephemeral key valid ``lifetime`` s."""
         keys = ServerKeys(self.signing, self.name)
         now = time.time() if now_unix is None else now_unix
-        keys.add_ephemeral(BoxKeyPair.generate(random), int(now) + lifetime)
+        # Made here and never written anywhere: no other process can have accepted first
+        # packets boxed to it, so its early data is safe from the first second (``exclusive``).
+        keys.add_ephemeral(
+            BoxKeyPair.generate(random), int(now) + lifetime, created=now, exclusive=True
+        )
         return keys
 
     # --- files -------------------------------------------------------------------------------

@@ -96,7 +96,8 @@ class Server:
                 self._keys.remove_ephemeral(kid)
                 del self._key_expiry[kid]
         key = self._keys.add_ephemeral(
-            BoxKeyPair.generate(os.urandom), int(now) + self.key_lifetime
+            BoxKeyPair.generate(os.urandom), int(now) + self.key_lifetime, created=now,
+            exclusive=True,  # made in this process, never stored: see Identity.server_keys
         )
         self._key_expiry[key.key_id] = key.expires
         self._record = None
