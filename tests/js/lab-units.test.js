@@ -257,3 +257,33 @@ describe('WindowedMaxFilter', () => {
     expect(filter.best).toBe(10);
   });
 });
+
+describe('CUBIC (RFC 9438)', () => {
+  test('a loss multiplies the window by 0.7, which then grows back to W_max in K seconds, concave', () => {
+    const { Cubic } = require('../../js/lab').controllers;
+    const cubic = new Cubic({ maxDatagramSize: 1200 });
+    const rtt = { latestRtt: 100, minRtt: 100, smoothedRtt: 100, rttVar: 10, hasSample: true };
+    cubic.onRttSample({ time: 0, rtt });
+    cubic.cwnd = 120000; // 100 segments
+    cubic.ssthresh = 120000;
+    cubic.onLoss({ time: 1000, packets: [{ packetNumber: 1, timeSent: 990, size: 1200 }], persistentCongestion: false, bytesInFlight: 0 });
+    expect(cubic.cwnd).toBeCloseTo(84000);
+    const k = Math.cbrt((120000 - 84000) / 1200 / 0.4); // seconds
+    const cwndAt = {};
+    // A full window acknowledged every RTT, in 10 ms slices.
+    for (let t = 1010; t <= 1000 + 1000 * k + 10; t += 10) {
+      const acked = cubic.cwnd / 10;
+      cubic.onAck({ time: t, packets: [{ packetNumber: t, timeSent: t - 100, size: acked }], appLimited: false, bytesInFlight: 0 });
+      cwndAt[t] = cubic.cwnd;
+    }
+    const at = (seconds) => cwndAt[1000 + 10 * Math.round(100 * seconds)];
+    expect(at(k) / 120000).toBeGreaterThan(0.97);
+    expect(at(k) / 120000).toBeLessThan(1.03);
+    // Concave: halfway in time it is well past halfway back, on the curve
+    // W_cubic(t) = C (t - K)^3 + W_max (cwnd tracks W_cubic one RTT ahead).
+    expect(at(k / 2)).toBeGreaterThan((84000 + 120000) / 2);
+    const wCubic = (t) => (0.4 * (t - k) ** 3 + 100) * 1200;
+    expect(at(k / 2) / wCubic(k / 2 + 0.1)).toBeGreaterThan(0.98);
+    expect(at(k / 2) / wCubic(k / 2 + 0.1)).toBeLessThan(1.02);
+  });
+});
