@@ -38,11 +38,21 @@ class EndpointConfig:
     trace: Callable[[float, str, dict[str, Any]], None] | None = None
     #: Tunnels this endpoint holds at most (server side); first packets beyond it are dropped.
     max_tunnels: int = 100_000
+    #: Tunnels one source IP address may hold at once (server side).
+    max_tunnels_per_source: int = 1_000
     #: 0-RTT freshness window (seconds): early data whose client clock is further off than
     #: this from ours is refused (and resent by the client after one round trip).
     early_data_window: float = 10.0
     #: Size of the anti-replay Bloom filters (bits per filter; two filters are kept).
     replay_cache_bits: int = 1 << 23
+    #: Server: first packets per second above which new clients must solve a puzzle before
+    #: any Curve25519 work (0: always; None: never).
+    puzzle_threshold: float | None = 5000.0
+    #: Server: puzzle difficulty (leading zero bits) at the threshold; one more bit each time
+    #: the load doubles, up to ``max_puzzle_difficulty``.
+    puzzle_difficulty: int = 12
+    #: Client: the hardest puzzle it will solve (2**bits hashes); harder ones are ignored.
+    max_puzzle_difficulty: int = 22
 
     def __post_init__(self) -> None:
         if self.max_datagram_size < 1200:

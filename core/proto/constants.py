@@ -17,6 +17,14 @@ PUBLIC_KEY_SIZE = 32
 KEY_ID_SIZE = 4  # first bytes of BLAKE2b(server ephemeral public key): which server key the client used
 DIVERSIFIER_SIZE = 16  # fresh random bytes the server mixes into its send key (docs/protocol.md §3.3)
 CLIENT_KEY_SECTION_SIZE = PUBLIC_KEY_SIZE + KEY_ID_SIZE
+# Puzzles (docs/protocol.md §5): window (4) · difficulty (1) · challenge (16) [· solution (8)]
+PUZZLE_WINDOW_SIZE = 4
+PUZZLE_CHALLENGE_SIZE = 16
+PUZZLE_SOLUTION_SIZE = 8
+PUZZLE_SECTION_SIZE = PUZZLE_WINDOW_SIZE + 1 + PUZZLE_CHALLENGE_SIZE  # server -> client
+PUZZLE_ANSWER_SIZE = PUZZLE_SECTION_SIZE + PUZZLE_SOLUTION_SIZE  # client -> server
+PUZZLE_PERIOD = 30.0  # seconds a puzzle secret (and so a puzzle) stays valid, twice
+MAX_PUZZLE_DIFFICULTY = 28  # leading zero bits; clients refuse harder puzzles
 BOX_TAG_SIZE = 16  # Poly1305
 BOX_NONCE_SIZE = 24
 

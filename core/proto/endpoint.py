@@ -29,7 +29,8 @@ from .antireplay import ReplayCache, early_data_verdict
 from .errors import FrameEncodingError
 from .events import Event
 from .frames import Hello, decode_frame
-from .packet import parse_header
+from .packet import build_header, parse_header
+from .puzzle import PuzzleIssuer
 from .records import RecordError, ServerKeys, ServerRecord
 from .tunnel import OPEN, Tunnel
 
@@ -75,6 +76,16 @@ class Endpoint:
         self.replay_cache: ReplayCache | None = None
         if server_keys is not None and now is not None:
             self._replay_cache(self.wall_time(now))
+        self.puzzles: PuzzleIssuer | None = None
+        if server_keys is not None and self.config.puzzle_threshold is not None:
+            self.puzzles = PuzzleIssuer(
+                random=random, threshold=self.config.puzzle_threshold,
+                difficulty=self.config.puzzle_difficulty,
+                max_difficulty=self.config.max_puzzle_difficulty + 2,
+                now_unix=self.wall_time(now or 0.0),
+            )
+        self._stateless: list[tuple[bytes, Any]] = []  # puzzles: answers with no tunnel
+        self._per_source: dict[Any, int] = {}  # server: tunnels per source IP address
 
     # --- time --------------------------------------------------------------------------------
 
@@ -181,6 +192,30 @@ class Endpoint:
         if len(self.tunnels) >= self.config.max_tunnels:
             self._count("tunnel_limit")
             return None
+        source = _source_of(addr)
+        if self._per_source.get(source, 0) >= self.config.max_tunnels_per_source:
+            self._count("source_tunnel_limit")
+            return None
+        puzzles = self.puzzles
+        if puzzles is not None:
+            wall = self.wall_time(now)
+            puzzles.note_attempt(wall)
+            if header.puzzle is not None:
+                refusal = puzzles.check(header.puzzle, header.client_public, header.key_id, wall)
+                if refusal is not None:
+                    puzzles.stats.refused += 1
+                    self._count(refusal)
+                    return None
+            else:
+                difficulty = puzzles.required_difficulty(wall)
+                if difficulty is not None:
+                    # Stateless answer, smaller than the packet it answers: a puzzle.
+                    section = puzzles.puzzle_section(
+                        header.client_public, header.key_id, difficulty, wall
+                    )
+                    self._stateless.append((build_header(header.tid, 0, puzzle=section), addr))
+                    self._count("puzzle_demanded")
+                    return None
         shared = ephemeral.keypair.shared_key(header.client_public)
         recv_key = DirectionKey(client_to_server_key(shared), C.DIRECTION_CLIENT_TO_SERVER)
         plaintext = recv_key.open(memoryview(data)[header.box_offset :], header.tid, header.nonce)
@@ -211,6 +246,8 @@ class Endpoint:
             early_refusal=refusal,
         )
         self.tunnels[header.tid] = tunnel
+        tunnel._source = source
+        self._per_source[source] = self._per_source.get(source, 0) + 1
         tunnel.on_authenticated(header.nonce, plaintext, len(data), addr, now)
         return tunnel
 
@@ -267,7 +304,8 @@ class Endpoint:
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
         """Every (datagram, address) ready to go now, from every tunnel with something to say."""
-        out: list[tuple[bytes, Any]] = []
+        out: list[tuple[bytes, Any]] = self._stateless
+        self._stateless = []
         dirty = self._dirty
         self._dirty = {}
         for tunnel in dirty:
@@ -290,6 +328,13 @@ class Endpoint:
     def _remove(self, tunnel: Tunnel) -> None:
         if self.tunnels.get(tunnel.tid) is tunnel:
             del self.tunnels[tunnel.tid]
+        source = tunnel._source
+        if source is not None:
+            left = self._per_source.get(source, 1) - 1
+            if left > 0:
+                self._per_source[source] = left
+            else:
+                self._per_source.pop(source, None)
 
     def _learn_clock_skew(self, identity: bytes, skew_ms: int) -> None:
         """A server told us how far our clock is off; later first packets correct for it."""
@@ -318,3 +363,8 @@ def _first_hello(plaintext: bytes) -> Hello | None:
     except FrameEncodingError:
         return None
     return None
+
+
+def _source_of(addr: Any) -> Any:
+    """The part of an address that names a host (the IP of an (ip, port, ...) tuple)."""
+    return addr[0] if isinstance(addr, tuple) and addr else addr

@@ -4,7 +4,8 @@
     nonce (8, big-endian; odd from the client, even from the server)
     [KEY, client->server]  client ephemeral public key (32) · server key id (4)
     [KEY, server->client]  server diversifier (16)
-    [PUZZLE]               reserved: packets with this flag are dropped by this version
+    [PUZZLE, server->client] window (4) · difficulty (1) · challenge (16); no box follows
+    [PUZZLE, client->server] window (4) · difficulty (1) · challenge (16) · solution (8)
     box: Poly1305 tag (16) · XSalsa20 ciphertext
 
 The direction of a packet is the parity of its nonce, so one endpoint can be client and server.
@@ -33,6 +34,7 @@ class Header:
     key_id: bytes | None
     diversifier: bytes | None
     box_offset: int
+    puzzle: bytes | None = None  # the puzzle (server) or puzzle answer (client) section
 
     @property
     def from_client(self) -> bool:
@@ -41,29 +43,44 @@ class Header:
 
 def parse_header(data: bytes) -> Header | str:
     """The header of ``data``, or the reason (a short string) why it is malformed."""
-    if len(data) < C.HEADER_SIZE + C.BOX_TAG_SIZE:
+    size = len(data)
+    if size < C.HEADER_SIZE + C.BOX_TAG_SIZE:
         return "short"
     raw_tid, nonce = _HEADER.unpack_from(data, 0)
     flags = raw_tid & C.FLAGS_MASK
     tid = raw_tid & C.TID_MASK
-    if flags & C.FLAG_PUZZLE:
-        return "puzzle_unsupported"
+    from_client = nonce & 1
     pos = C.HEADER_SIZE
-    client_public = key_id = diversifier = None
+    client_public = key_id = diversifier = puzzle = None
     if flags & C.FLAG_KEY:
-        if nonce & 1:
+        if from_client:
             end = pos + C.CLIENT_KEY_SECTION_SIZE
-            if len(data) < end + C.BOX_TAG_SIZE:
+            if size < end + C.BOX_TAG_SIZE:
                 return "short"
             client_public = data[pos : pos + C.PUBLIC_KEY_SIZE]
             key_id = data[pos + C.PUBLIC_KEY_SIZE : end]
         else:
             end = pos + C.DIVERSIFIER_SIZE
-            if len(data) < end + C.BOX_TAG_SIZE:
+            if size < end + C.BOX_TAG_SIZE:
                 return "short"
             diversifier = data[pos:end]
         pos = end
-    return Header(tid, flags, nonce, client_public, key_id, diversifier, pos)
+    if flags & C.FLAG_PUZZLE:
+        if from_client:
+            if client_public is None:
+                return "puzzle_without_key"
+            end = pos + C.PUZZLE_ANSWER_SIZE
+            if size < end + C.BOX_TAG_SIZE:
+                return "short"
+        else:
+            if flags & C.FLAG_KEY:
+                return "puzzle_with_key"
+            end = pos + C.PUZZLE_SECTION_SIZE
+            if size != end:
+                return "bad_puzzle_size"  # a puzzle packet is exactly its clear sections
+        puzzle = data[pos:end]
+        pos = end
+    return Header(tid, flags, nonce, client_public, key_id, diversifier, pos, puzzle)
 
 
 def build_header(
@@ -73,8 +90,10 @@ def build_header(
     client_public: bytes | None = None,
     key_id: bytes | None = None,
     diversifier: bytes | None = None,
+    puzzle: bytes | None = None,
 ) -> bytes:
-    """The clear bytes of a packet; pass the key section only on packets that carry it."""
+    """The clear bytes of a packet; pass the key section only on packets that carry it, and
+    ``puzzle`` (a client's answer, or a server's puzzle) only on puzzle packets."""
     raw = tid & C.TID_MASK
     extra = b""
     if client_public is not None:
@@ -85,4 +104,7 @@ def build_header(
         assert not nonce & 1, "a diversifier goes on server packets"
         raw |= C.FLAG_KEY
         extra = diversifier
+    if puzzle is not None:
+        raw |= C.FLAG_PUZZLE
+        extra += puzzle
     return _HEADER.pack(raw, nonce) + extra

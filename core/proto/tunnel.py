@@ -55,6 +55,7 @@ from .frames import (
     stream_overhead,
 )
 from .packet import Header, build_header
+from .puzzle import solve
 from .rangeset import RangeSet
 from .recovery import LossRecovery, SentPacket
 from .replay import ReplayWindow
@@ -80,6 +81,7 @@ _M_HELLO = 7  # (tag,): a client first-flight packet
 
 _AEAD_OVERHEAD = C.BOX_TAG_SIZE
 _MAX_STREAM_OFFSET = (1 << 62) - 1
+_MAX_PUZZLES = 4  # puzzles a client solves for one tunnel before giving up on them
 # Below this many bytes of amplification budget a server does not bother to send a packet.
 _MIN_UNVALIDATED_PACKET = C.HEADER_SIZE + C.DIVERSIFIER_SIZE + _AEAD_OVERHEAD + 32
 # Frames a server ignores from a client whose early data it refused, until the client proves
@@ -194,6 +196,8 @@ class Tunnel:
         self.clock_skew_ms = 0
         self._hello = b""  # client: the encoded Hello frame of every key-carrying packet
         self._hello_pending = is_client  # client: a first packet must go out even if empty
+        self._puzzle_answer: bytes | None = None  # client: our answer to the server's puzzle
+        self._puzzles_solved = 0
 
         self._last_received = now
         self._last_sent = now
@@ -208,6 +212,7 @@ class Tunnel:
         self.packets_retransmitted = 0
         self.drops: dict[str, int] = {}
         self._scheduled: float | None = None  # the endpoint's bookkeeping of our timer
+        self._source: Any = None  # server: the source address counted against its limit
 
     # --- construction helpers ----------------------------------------------------------------
 
@@ -412,6 +417,9 @@ class Tunnel:
         nonce = header.nonce
         if (nonce & 1) == self._parity:
             self._drop("wrong_direction")
+            return
+        if header.puzzle is not None and not header.from_client:
+            self._on_puzzle(header.puzzle)
             return
         if not self._replay.check(nonce):
             self._drop("replay")
@@ -747,6 +755,24 @@ class Tunnel:
         elif kind is Ping or kind is Blocked:
             pass
 
+    def _on_puzzle(self, section: bytes) -> None:
+        """The server demands a puzzle before it will make our tunnel (it is under load).
+        Puzzles are not authenticated, so a client solves only a few, and only before the
+        server has answered."""
+        if not self.is_client or self.established or self._puzzles_solved >= _MAX_PUZZLES:
+            self._drop("puzzle_ignored")
+            return
+        answer = solve(section, max_difficulty=self.config.max_puzzle_difficulty)
+        if answer is None:
+            self._drop("puzzle_too_hard")
+            return
+        self._puzzles_solved += 1
+        self._puzzle_answer = answer
+        # The server kept nothing of our first flight: send it again, with the answer.
+        self._requeue(self.recovery.drop_all())
+        self._hello_pending = True
+        self.endpoint._touch(self)
+
     def _resend_early_data(self) -> None:
         """The server refused our first flight's data: everything sent so far was early and
         not acknowledged; queue it all again (no congestion signal: nothing was lost)."""
@@ -1034,7 +1060,7 @@ class Tunnel:
             if self._key_section is not None:
                 return build_header(
                     self.tid, nonce, client_public=self._key_section[: C.PUBLIC_KEY_SIZE],
-                    key_id=self._key_section[C.PUBLIC_KEY_SIZE :],
+                    key_id=self._key_section[C.PUBLIC_KEY_SIZE :], puzzle=self._puzzle_answer,
                 )
             return build_header(self.tid, nonce)
         if not self._peer_has_diversifier:

@@ -219,3 +219,17 @@ def collect(into: list[Any]) -> Handler:
         into.append(event)
 
     return handler
+
+
+def move(sim: Simulation, old: Address, new: Address) -> None:
+    """The endpoint at ``old`` now sends and receives at ``new`` (a NAT rebinding or a
+    network change); datagrams still in flight to ``old`` are lost, as they would be."""
+    endpoint = sim.endpoints.pop(old)
+    sim.endpoints[new] = endpoint
+    if old in sim.handlers:
+        sim.handlers[new] = sim.handlers.pop(old)
+    for (src, dst), link in list(sim.links.items()):
+        if src == old:
+            sim.links[(new, dst)] = link
+        if dst == old:
+            sim.links[(src, new)] = link
