@@ -31,6 +31,8 @@ class Connection:
         "fin_delivered",
         "closed",
         "early_limit",
+        "user",
+        "auth_signature",
     )
 
     def __init__(
@@ -63,6 +65,10 @@ class Connection:
         #: Bytes below this offset were written retry-safe before the server answered: they
         #: may travel in the 0-RTT first flight. Everything after waits for the answer.
         self.early_limit = 0
+        #: The authenticated user's public key (createAuth), and on the client the signature
+        #: its Create carries.
+        self.user: bytes | None = None
+        self.auth_signature = b""
 
     def has_data_to_send(self) -> bool:
         return self.send.has_data_to_send(self.send_limit)

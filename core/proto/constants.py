@@ -14,6 +14,7 @@ FLAGS_MASK = FLAG_KEY | FLAG_PUZZLE
 TID_MASK = (1 << 62) - 1
 
 PUBLIC_KEY_SIZE = 32
+SIGNATURE_SIZE = 64  # Ed25519
 KEY_ID_SIZE = 4  # first bytes of BLAKE2b(server ephemeral public key): which server key the client used
 DIVERSIFIER_SIZE = 16  # fresh random bytes the server mixes into its send key (docs/protocol.md §3.3)
 CLIENT_KEY_SECTION_SIZE = PUBLIC_KEY_SIZE + KEY_ID_SIZE
@@ -97,3 +98,4 @@ ERR_APPLICATION = 0x8
 ERR_UNKNOWN_SERVICE = 0x10
 ERR_REFUSED = 0x11
 ERR_EARLY_DATA_REJECTED = 0x12
+ERR_AUTH_FAILED = 0x13

@@ -32,6 +32,7 @@ _PERSON_C2S_1RTT = b"minimalt-c2s1"
 _PERSON_S2C = b"minimalt-s2c"
 _PERSON_REKEY = b"minimalt-rekey"
 _PERSON_KEY_ID = b"minimalt-keyid"
+_PERSON_AUTH = b"minimalt-auth"
 
 
 def blake2b(data: bytes, *, key: bytes = b"", person: bytes = b"", size: int = 32) -> bytes:
@@ -132,6 +133,11 @@ def server_to_client_key(shared: bytes, diversifier: bytes) -> bytes:
     """The server->client key: mixes in the server's fresh random diversifier, so a replayed
     first packet never makes a server (or a twin instance) encrypt under a key used before."""
     return blake2b(diversifier, key=shared, person=_PERSON_S2C)
+
+
+def auth_binding(shared: bytes) -> bytes:
+    """A value only the tunnel's two ends know, that user authenticators are bound to."""
+    return blake2b(b"", key=shared, person=_PERSON_AUTH)
 
 
 def evolve_key(key: bytes) -> bytes:

@@ -31,6 +31,9 @@ class ConnectionOpened:
     cid: int
     service: str
     retry_safe: bool
+    #: The Ed25519 public key the client proved it holds for this connection (createAuth),
+    #: or None for an anonymous connection.
+    user: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

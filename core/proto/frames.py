@@ -16,6 +16,7 @@ from . import constants as C
 from .errors import FrameEncodingError
 
 MAX_VARINT = (1 << 62) - 1
+_CREATE_AUTH = 0x2  # Create flag: a user key and signature follow the service name
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -128,11 +129,17 @@ class HelloAck:
 
 @dataclass(frozen=True, slots=True)
 class Create:
-    """Open connection ``cid`` to ``service`` (an RPC on connection 0)."""
+    """Open connection ``cid`` to ``service`` (an RPC on connection 0).
+
+    With ``user`` (an Ed25519 public key) and ``signature`` the client authenticates as that
+    user (the paper's createAuth): the signature covers this tunnel's binding, the server's
+    identity, the connection id and the service (see ``auth_message``)."""
 
     cid: int
     service: bytes
     retry_safe: bool = False
+    user: bytes = b""
+    signature: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,12 +294,15 @@ def encode_frame(frame: Frame) -> bytes:
             + encode_varint(1 if frame.early_data_accepted else 0)
         )
     if isinstance(frame, Create):
-        return (
-            b"\x05"
-            + encode_varint(frame.cid)
-            + encode_varint(1 if frame.retry_safe else 0)
-            + _encode_bytes(frame.service)
+        flags = (1 if frame.retry_safe else 0) | (_CREATE_AUTH if frame.user else 0)
+        out = b"\x05" + encode_varint(frame.cid) + encode_varint(flags) + _encode_bytes(
+            frame.service
         )
+        if frame.user:
+            if len(frame.user) != C.PUBLIC_KEY_SIZE or len(frame.signature) != C.SIGNATURE_SIZE:
+                raise ValueError("an authenticated Create has a 32-byte key and 64-byte signature")
+            out += frame.user + frame.signature
+        return out
     if isinstance(frame, Refuse):
         return b"\x06" + encode_varint(frame.cid) + encode_varint(frame.code) + _encode_bytes(
             frame.reason
@@ -395,7 +405,15 @@ def decode_frame(payload: bytes, pos: int) -> tuple[Frame, int]:
             cid, pos = read_varint(payload, pos)
             flags, pos = read_varint(payload, pos)
             service, pos = _read_bytes(payload, pos, C.MAX_SERVICE_NAME)
-            frame = Create(cid, service, bool(flags & 1))
+            user = signature = b""
+            if flags & _CREATE_AUTH:
+                stop = pos + C.PUBLIC_KEY_SIZE + C.SIGNATURE_SIZE
+                if stop > end:
+                    raise FrameEncodingError("Create authenticator runs past the payload")
+                user = payload[pos : pos + C.PUBLIC_KEY_SIZE]
+                signature = payload[pos + C.PUBLIC_KEY_SIZE : stop]
+                pos = stop
+            frame = Create(cid, service, bool(flags & 1), user, signature)
         elif ftype == C.FRAME_REFUSE:
             cid, pos = read_varint(payload, pos)
             code, pos = read_varint(payload, pos)
@@ -450,3 +468,11 @@ def decode_frames(payload: bytes) -> list[Frame]:
         frame, pos = decode_frame(payload, pos)
         frames.append(frame)
     return frames
+
+
+def auth_message(binding: bytes, server_identity: bytes, cid: int, service: bytes) -> bytes:
+    """What a user signs to open connection ``cid`` to ``service`` as itself (createAuth).
+
+    ``binding`` is secret to the tunnel's two ends (derived from their shared key), so an
+    authenticator cannot be replayed on another tunnel or to another server."""
+    return b"minimalt-auth\x00" + binding + server_identity + encode_varint(cid) + service

@@ -21,7 +21,14 @@ from . import constants as C
 from . import events
 from .congestion import Pacer, create_congestion_control
 from .connection import Connection
-from .crypto import DirectionKey, client_to_server_key, server_to_client_key
+from .crypto import (
+    DirectionKey,
+    SigningKeyPair,
+    auth_binding,
+    client_to_server_key,
+    server_to_client_key,
+    verify_signature,
+)
 from .errors import (
     FinalSizeError,
     FlowControlError,
@@ -45,6 +52,7 @@ from .frames import (
     Ping,
     Refuse,
     Reset,
+    auth_message,
     decode_ack,
     decode_frame,
     encode_ack,
@@ -132,6 +140,7 @@ class Tunnel:
         self._diversifier: bytes | None = None
         self._peer_has_diversifier = is_client
         self.identity: bytes | None = None  # client: the server's identity key
+        self._auth_binding = b""  # secret to both ends: what user authenticators sign
 
         # Acknowledgements of what we receive.
         self._recv_pns = RangeSet()
@@ -235,6 +244,7 @@ class Tunnel:
             recv_key=None,
         )
         tunnel._shared = shared
+        tunnel._auth_binding = auth_binding(shared)
         tunnel._key_section = key_section
         tunnel.identity = identity
         # Every packet carrying the client key carries the Hello too: whichever arrives first
@@ -270,6 +280,7 @@ class Tunnel:
             recv_key=later_key,
         )
         tunnel._early_recv_key = recv_key
+        tunnel._auth_binding = auth_binding(shared)
         tunnel._diversifier = diversifier
         tunnel._key_section = key_section
         tunnel.early_data_accepted = early_refusal is None
@@ -280,9 +291,14 @@ class Tunnel:
 
     # --- application API ---------------------------------------------------------------------
 
-    def open_connection(self, service: str, *, retry_safe: bool = False) -> int:
+    def open_connection(
+        self, service: str, *, retry_safe: bool = False, user: SigningKeyPair | None = None
+    ) -> int:
         """Open a connection to ``service``; returns its id at once (0-RTT: data written now
-        goes in the first flight if ``retry_safe``; other data waits for the server's answer)."""
+        goes in the first flight if ``retry_safe``; other data waits for the server's answer).
+
+        ``user``: open it as that user (createAuth); the server's handler sees the user's
+        public key, and the authenticator only works on this tunnel to this server."""
         self._check_open()
         encoded = service.encode()
         if not encoded or len(encoded) > C.MAX_SERVICE_NAME:
@@ -295,6 +311,13 @@ class Tunnel:
             send_limit=C.INITIAL_CONN_WINDOW, recv_limit=C.INITIAL_CONN_WINDOW,
             recv_window=self.config.connection_window,
         )
+        if user is not None:
+            if not self.is_client or self.identity is None:
+                raise LocalProtocolError("only a client authenticates as a user")
+            conn.user = user.public
+            conn.auth_signature = user.sign(
+                auth_message(self._auth_binding, self.identity, cid, encoded)
+            )
         self.connections[cid] = conn
         self._mark_ready(conn)
         return cid
@@ -794,9 +817,19 @@ class Tunnel:
         if service not in self.config.services:
             self._refuse(conn, C.ERR_UNKNOWN_SERVICE, f"unknown service {service!r}")
             return
+        if frame.user:
+            keys = self.endpoint.server_keys
+            message = auth_message(
+                self._auth_binding, keys.identity.public if keys else b"", conn.cid,
+                frame.service,
+            )
+            if not verify_signature(frame.user, message, frame.signature):
+                self._refuse(conn, C.ERR_AUTH_FAILED, "user authenticator does not verify")
+                return
+            conn.user = frame.user
         conn.opened = True
         self.endpoint._events.append(
-            events.ConnectionOpened(self, conn.cid, service, frame.retry_safe)
+            events.ConnectionOpened(self, conn.cid, service, frame.retry_safe, conn.user)
         )
         self._deliver(conn)
 
@@ -1213,7 +1246,10 @@ class Tunnel:
                 return 0, False  # over the peer's connection limit: MaxConns will wake us
             if not self.established and not (conn.retry_safe or conn.early_limit):
                 return 0, False  # not retry-safe: wait for the server's answer (no 0-RTT)
-            encoded = encode_frame(Create(cid, conn.service.encode(), conn.retry_safe))
+            encoded = encode_frame(
+                Create(cid, conn.service.encode(), conn.retry_safe, conn.user or b"",
+                       conn.auth_signature)
+            )
             if len(encoded) > space:
                 return 0, True
             conn.create_pending = False
