@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import io
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .aio import (
     Connection,
@@ -116,12 +117,22 @@ def cmd_record(args: argparse.Namespace) -> int:
     expires = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record.expires))
     left = record.expires - time.time()
     if args.json:
-        print(json.dumps({
-            "name": record.name, "host": record.host, "port": record.port,
-            "identity": record.identity.hex(), "ephemeral": record.ephemeral.hex(),
-            "expires": record.expires, "valid": verdict == "valid", "verdict": verdict,
-            "text": record.to_text(),
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "name": record.name,
+                    "host": record.host,
+                    "port": record.port,
+                    "identity": record.identity.hex(),
+                    "ephemeral": record.ephemeral.hex(),
+                    "expires": record.expires,
+                    "valid": verdict == "valid",
+                    "verdict": verdict,
+                    "text": record.to_text(),
+                },
+                indent=2,
+            )
+        )
     else:
         rows = [
             ("name", record.name or "(none)"),
@@ -241,13 +252,21 @@ async def _serve_main(args: argparse.Namespace) -> int:
     config = EndpointConfig(idle_timeout=args.idle_timeout)
     try:
         server: Server = await serve(
-            services=services, host=args.host, port=args.port, identity=identity,
-            config=config, advertise=args.advertise, on_record=publish,
+            services=services,
+            host=args.host,
+            port=args.port,
+            identity=identity,
+            config=config,
+            advertise=args.advertise,
+            on_record=publish,
         )
     except OSError as exc:
         cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc  # uvloop wraps it
-        reason = "address already in use" if cause.errno == errno.EADDRINUSE else (
-            cause.strerror or str(cause))
+        reason = (
+            "address already in use"
+            if cause.errno == errno.EADDRINUSE
+            else (cause.strerror or str(cause))
+        )
         raise CLIError(f"cannot listen on UDP {args.host}:{args.port}: {reason}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -297,7 +316,7 @@ async def _stdin_chunks() -> Any:
             transport.close()
             os.set_blocking(fd, True)  # the pipe transport made the shared description non-blocking
     else:
-        stream = sys.stdin.buffer
+        stream = cast(io.BufferedReader, sys.stdin.buffer)
         while data := await loop.run_in_executor(None, stream.read1, CHUNK):
             yield data
 
@@ -306,7 +325,10 @@ async def _connect_main(args: argparse.Namespace) -> int:
     record = _load_record_arg(args.record)
     try:
         conn = await connect(
-            record, args.service, retry_safe=args.retry_safe, connect_timeout=args.timeout,
+            record,
+            args.service,
+            retry_safe=args.retry_safe,
+            connect_timeout=args.timeout,
             identity=_pin_arg(args.identity_key),
         )
     except RecordError as exc:
@@ -370,59 +392,97 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("keygen", help="create a server identity file (mode 0600)",
-                       description="Create a long-term Ed25519 server identity.")
-    p.add_argument("-o", "--out", default=DEFAULT_IDENTITY,
-                   help=f"identity file to write (default: {DEFAULT_IDENTITY})")
+    p = sub.add_parser(
+        "keygen",
+        help="create a server identity file (mode 0600)",
+        description="Create a long-term Ed25519 server identity.",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        default=DEFAULT_IDENTITY,
+        help=f"identity file to write (default: {DEFAULT_IDENTITY})",
+    )
     p.add_argument("-n", "--name", default="minimalt", help="server name put in its records")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_keygen)
 
     p = sub.add_parser(
-        "serve", help="run a server (echo, or forward to a TCP port)",
+        "serve",
+        help="run a server (echo, or forward to a TCP port)",
         description="Serve services over MinimaLT. Prints the signed record clients need "
         "(one line, mlt1:...) on stdout, again after every key rotation.",
     )
     p.add_argument("-i", "--identity", help="identity file (default: a throw-away identity)")
     p.add_argument("--host", default="127.0.0.1", help="UDP address to bind (default 127.0.0.1)")
     p.add_argument("-p", "--port", type=int, default=0, help="UDP port (default: any free port)")
-    p.add_argument("-s", "--service", action="append",
-                   help="service name to accept (repeatable; default: echo)")
-    p.add_argument("--forward", metavar="HOST:PORT",
-                   help="pipe each connection to a new TCP connection to HOST:PORT")
-    p.add_argument("-r", "--record-file", metavar="PATH",
-                   help="also write the record to PATH (replaced atomically on rotation)")
+    p.add_argument(
+        "-s",
+        "--service",
+        action="append",
+        help="service name to accept (repeatable; default: echo)",
+    )
+    p.add_argument(
+        "--forward",
+        metavar="HOST:PORT",
+        help="pipe each connection to a new TCP connection to HOST:PORT",
+    )
+    p.add_argument(
+        "-r",
+        "--record-file",
+        metavar="PATH",
+        help="also write the record to PATH (replaced atomically on rotation)",
+    )
     p.add_argument("--no-print-record", action="store_true", help="do not print the record")
     p.add_argument("--advertise", metavar="HOST", help="host to put in the record")
     p.add_argument("-n", "--name", default="minimalt", help="name for a throw-away identity")
-    p.add_argument("--idle-timeout", type=float, default=30.0, metavar="S",
-                   help="close tunnels silent for S seconds (default 30)")
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="close tunnels silent for S seconds (default 30)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
-        "connect", help="netcat-like client: stdin to a service, the service to stdout",
+        "connect",
+        help="netcat-like client: stdin to a service, the service to stdout",
         description="Open a connection and copy stdin to it and it to stdout. At end of "
         "stdin the connection is half-closed; the command ends when the server ends its side.",
     )
     p.add_argument("record", help="record file, record text (mlt1:...), or - for stdin")
     p.add_argument("-s", "--service", default="echo", help="service to connect to (default echo)")
-    p.add_argument("--retry-safe", action="store_true",
-                   help="send the first data in the 0-RTT first flight (it may be replayed)")
-    p.add_argument("-t", "--timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT, metavar="S",
-                   help=f"give up if the server does not answer (default {DEFAULT_CONNECT_TIMEOUT:g} s)")
+    p.add_argument(
+        "--retry-safe",
+        action="store_true",
+        help="send the first data in the 0-RTT first flight (it may be replayed)",
+    )
+    p.add_argument(
+        "-t",
+        "--timeout",
+        type=float,
+        default=DEFAULT_CONNECT_TIMEOUT,
+        metavar="S",
+        help=f"give up if the server does not answer (default {DEFAULT_CONNECT_TIMEOUT:g} s)",
+    )
     p.add_argument("--identity-key", metavar="HEX|FILE", help="require this server identity")
     p.set_defaults(func=cmd_connect)
 
-    p = sub.add_parser("record", help="print and verify a server record",
-                       description="Print a record's fields and check signature and expiry.")
+    p = sub.add_parser(
+        "record",
+        help="print and verify a server record",
+        description="Print a record's fields and check signature and expiry.",
+    )
     p.add_argument("record", help="record file, record text (mlt1:...), or - for stdin")
     p.add_argument("--identity-key", metavar="HEX|FILE", help="require this server identity")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser(
-        "demo", help="run a server and clients on loopback: 0-RTT, a transfer, stats",
+        "demo",
+        help="run a server and clients on loopback: 0-RTT, a transfer, stats",
         description="Start `minimalt serve` as a separate process and show a 0-RTT request "
         "(beside TCP and TLS 1.3), a checked transfer and a clean shutdown.",
     )

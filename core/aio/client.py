@@ -9,6 +9,7 @@ connection to the same server (same identity and address) shares one tunnel. The
 from __future__ import annotations
 
 import asyncio
+import enum
 import ipaddress
 import os
 import socket
@@ -31,6 +32,15 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 
 RecordLike = ServerRecord | str | bytes | os.PathLike[str]
 T = TypeVar("T")
+
+
+class _Default(enum.Enum):
+    """Sentinel: use the client's own setting."""
+
+    CLIENT = 0
+
+
+CLIENT_DEFAULT = _Default.CLIENT
 
 
 def load_record(value: RecordLike) -> ServerRecord:
@@ -124,7 +134,7 @@ class Client:
         *,
         retry_safe: bool = False,
         identity: bytes | str | Identity | None = None,
-        connect_timeout: float | None | type[Ellipsis] = ...,  # type: ignore[valid-type]
+        connect_timeout: float | None | _Default = CLIENT_DEFAULT,
     ) -> Connection:
         """A new ``Connection`` to ``service`` on the server ``record`` describes.
 
@@ -144,9 +154,9 @@ class Client:
         # tunnel to the same server is reused without checking again: it is authenticated).
         addr, family = await _resolve(rec.host, rec.port)
         driver = await self._driver(family)
-        timeout = self.connect_timeout if connect_timeout is ... else connect_timeout
+        timeout = self.connect_timeout if connect_timeout is CLIENT_DEFAULT else connect_timeout
         return driver.open_connection(
-            rec, addr, service, retry_safe=retry_safe, connect_timeout=timeout  # type: ignore[arg-type]
+            rec, addr, service, retry_safe=retry_safe, connect_timeout=timeout
         )
 
     async def open_connection(
@@ -169,7 +179,9 @@ class Client:
             if self._closed:
                 raise TunnelClosedError("this client is closed")
             endpoint = Endpoint(
-                self.config, random=os.urandom, wall_offset=time.time() - time.monotonic()
+                self.config,
+                random=os.urandom,  # type: ignore[arg-type]  # RandomSource is nominal
+                wall_offset=time.time() - time.monotonic(),
             )
             host = self.local_host or ("::" if family == socket.AF_INET6 else "0.0.0.0")
             driver = await EndpointDriver.create(endpoint, (host, 0), family=family)
@@ -283,7 +295,7 @@ def connect(
     *,
     retry_safe: bool = False,
     identity: bytes | str | Identity | None = None,
-    connect_timeout: float | None | type[Ellipsis] = ...,  # type: ignore[valid-type]
+    connect_timeout: float | None | _Default = CLIENT_DEFAULT,
     client: Client | None = None,
 ) -> _Opening[Connection]:
     """Open a connection to ``service`` on the server ``record`` describes (a ``ServerRecord``,
@@ -296,7 +308,10 @@ def connect(
     async def open_() -> Connection:
         owner = client if client is not None else await default_client()
         return await owner.connect(
-            record, service, retry_safe=retry_safe, identity=identity,
+            record,
+            service,
+            retry_safe=retry_safe,
+            identity=identity,
             connect_timeout=connect_timeout,
         )
 

@@ -116,7 +116,7 @@ class Connection:
         """Up to ``n`` bytes, waiting until at least one is available; ``b""`` at end of stream.
         With ``n < 0``, everything until end of stream."""
         if n < 0:
-            blocks = []
+            blocks: list[bytes] = []
             while True:
                 block = await self.read(DEFAULT_HIGH_WATER)
                 if not block:
@@ -138,7 +138,7 @@ class Connection:
             raise ValueError("readexactly size can not be less than zero")
         if len(self._buf) >= n:
             return self._take(n)
-        parts = []
+        parts: list[bytes] = []
         remaining = n
         while remaining:
             block = await self.read(remaining)
@@ -178,7 +178,9 @@ class Connection:
                 return self._take(end)
             offset = max(0, len(buf) + 1 - seplen)
             if offset > self._limit:
-                raise asyncio.LimitOverrunError("separator is not found, and chunk exceed the limit", offset)
+                raise asyncio.LimitOverrunError(
+                    "separator is not found, and chunk exceed the limit", offset
+                )
             if self._eof or (self._exc is not None):
                 if self._exc is not None and not self._eof:
                     self._raise_read_error()
@@ -237,7 +239,7 @@ class Connection:
         if self._write_closed:
             raise LocalProtocolError("write after write_eof() or close()")
         if data:
-            self.tunnel.send(self.cid, data)
+            self.tunnel.send(self.cid, data)  # type: ignore[arg-type]  # copies non-bytes
             self._driver.schedule_flush()
 
     def writelines(self, data: Any) -> None:

@@ -52,7 +52,7 @@ def _step(n: int, title: str) -> None:
 async def _wait_line(stream: asyncio.StreamReader, timeout: float, what: str) -> str:
     try:
         line = await asyncio.wait_for(stream.readline(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise DemoError(f"{what} did not start within {timeout:g} s") from None
     if not line:
         raise DemoError(f"{what} exited before it was ready")
@@ -65,7 +65,7 @@ async def _stop(proc: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> 
             proc.send_signal(sig)
         try:
             await asyncio.wait_for(proc.wait(), 10)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
     return proc.returncode if proc.returncode is not None else -1
@@ -90,15 +90,32 @@ def _make_certificate(directory: Path) -> tuple[Path, Path] | None:
         if openssl is None:
             return None
         done = subprocess.run(
-            [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+            [
+                openssl,
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            ],
             capture_output=True,
         )
         return (cert, key) if done.returncode == 0 else None
     private = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -235,25 +252,43 @@ async def _demo(size_mb: int, rounds: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="minimalt-demo-"))
     procs: list[asyncio.subprocess.Process] = []
     try:
-        _print("minimalt demo: a MinimaLT server and its clients as separate processes on "
-               "127.0.0.1\n")
+        _print(
+            "minimalt demo: a MinimaLT server and its clients as separate processes on 127.0.0.1\n"
+        )
         key_file = workdir / "server.json"
         _step(1, "identity")
         keygen = await asyncio.create_subprocess_exec(
-            *_PY, "keygen", "-o", str(key_file), "-n", "demo",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            *_PY,
+            "keygen",
+            "-o",
+            str(key_file),
+            "-n",
+            "demo",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         out, err = await keygen.communicate()
         if keygen.returncode != 0:
             raise DemoError(f"minimalt keygen failed: {err.decode().strip()}")
-        _print(f"      minimalt keygen -> {key_file.name} (mode "
-               f"{key_file.stat().st_mode & 0o777:o}), Ed25519 key {out.decode()[:16]}...")
+        _print(
+            f"      minimalt keygen -> {key_file.name} (mode "
+            f"{key_file.stat().st_mode & 0o777:o}), Ed25519 key {out.decode()[:16]}..."
+        )
 
         _step(2, "server process")
         record_file = workdir / "record.txt"
         server = await asyncio.create_subprocess_exec(
-            *_PY, "serve", "-i", str(key_file), "-s", "echo", "-r", str(record_file), "-q",
-            stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+            *_PY,
+            "serve",
+            "-i",
+            str(key_file),
+            "-s",
+            "echo",
+            "-r",
+            str(record_file),
+            "-q",
+            stdout=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
         )
         procs.append(server)
         assert server.stdout is not None
@@ -262,34 +297,50 @@ async def _demo(size_mb: int, rounds: int) -> None:
 
         record = load_record(text)
         _print(f"      minimalt serve (pid {server.pid}) on UDP {record.host}:{record.port}")
-        _print(f"      signed record ({len(text)} chars, valid until "
-               f"{time.strftime('%H:%M:%S', time.localtime(record.expires))}): {text[:44]}...")
+        _print(
+            f"      signed record ({len(text)} chars, valid until "
+            f"{time.strftime('%H:%M:%S', time.localtime(record.expires))}): {text[:44]}..."
+        )
 
         _step(3, "netcat-like client process")
         line = b"hello from another process\n"
         start = time.perf_counter()
         nc = await asyncio.create_subprocess_exec(
-            *_PY, "connect", str(record_file), "-s", "echo",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            *_PY,
+            "connect",
+            str(record_file),
+            "-s",
+            "echo",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         procs.append(nc)
         out, err = await asyncio.wait_for(nc.communicate(line), 20)
         if nc.returncode != 0 or out != line:
             raise DemoError(f"minimalt connect failed: {err.decode().strip() or out!r}")
-        _print(f"      echo ... | minimalt connect record.txt -> {out.decode().strip()!r} "
-               f"(exit 0, {time.perf_counter() - start:.2f} s including Python start-up)")
+        _print(
+            f"      echo ... | minimalt connect record.txt -> {out.decode().strip()!r} "
+            f"(exit 0, {time.perf_counter() - start:.2f} s including Python start-up)"
+        )
 
         _step(4, f"time to first response on a fresh connection (median of {rounds})")
         certs = _make_certificate(workdir)
         peer_args = [str(certs[0]), str(certs[1])] if certs else []
         peer = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "minimalt.aio.demo", "peer", *peer_args,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "minimalt.aio.demo",
+            "peer",
+            *peer_args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
         procs.append(peer)
         assert peer.stdout is not None
-        tcp_port, tls_port = (int(p) for p in (await _wait_line(peer.stdout, 15, "TCP peer")).split())
+        tcp_port, tls_port = (
+            int(p) for p in (await _wait_line(peer.stdout, 15, "TCP peer")).split()
+        )
         mlt_times, stats = await _time_minimalt(record, rounds)
         tcp_times = await _time_tcp(tcp_port, rounds, None)
         tls_times: list[float] = []
@@ -299,19 +350,27 @@ async def _demo(size_mb: int, rounds: int) -> None:
             tls_times = await _time_tcp(tls_port, rounds, context)
         rtt = stats["min_rtt"]
         first_flight = stats["packets_sent"]
-        _print(f"      minimalt 0-RTT   {_ms(mlt_times)}   1 round trip   (the request rode in "
-               f"the tunnel's first packet)")
+        _print(
+            f"      minimalt 0-RTT   {_ms(mlt_times)}   1 round trip   (the request rode in "
+            f"the tunnel's first packet)"
+        )
         _print(f"      TCP              {_ms(tcp_times)}   2 round trips  (SYN, then request)")
         if tls_times:
-            _print(f"      TLS 1.3 / TCP    {_ms(tls_times)}   3 round trips  (SYN, handshake, "
-                   "then request)")
+            _print(
+                f"      TLS 1.3 / TCP    {_ms(tls_times)}   3 round trips  (SYN, handshake, "
+                "then request)"
+            )
         else:
             _print("      TLS 1.3 / TCP    skipped (no way to make a test certificate here)")
-        _print(f"      tunnel: loopback rtt {rtt * 1e6:.0f} us, {stats['packets_sent']} packets "
-               f"sent / {stats['packets_received']} received, {stats['bytes_sent']} / "
-               f"{stats['bytes_received']} bytes, early data accepted")
-        _print("      (on loopback the round trip is ~0.1 ms, so these times are CPU; on a 50 ms "
-               "path the same exchanges take ~50 / 100 / 150 ms)")
+        _print(
+            f"      tunnel: loopback rtt {rtt * 1e6:.0f} us, {stats['packets_sent']} packets "
+            f"sent / {stats['packets_received']} received, {stats['bytes_sent']} / "
+            f"{stats['bytes_received']} bytes, early data accepted"
+        )
+        _print(
+            "      (on loopback the round trip is ~0.1 ms, so these times are CPU; on a 50 ms "
+            "path the same exchanges take ~50 / 100 / 150 ms)"
+        )
         if first_flight < 1:
             raise DemoError("the minimalt client sent no packet?")
 
@@ -319,14 +378,18 @@ async def _demo(size_mb: int, rounds: int) -> None:
         elapsed, ok, tstats = await _transfer(record, size_mb << 20)
         if not ok:
             raise DemoError("the echoed data does not match what was sent (sha256 differs)")
-        _print(f"      {size_mb} MB up and {size_mb} MB back in {elapsed:.2f} s: "
-               f"{size_mb * 1.048576 / elapsed:.1f} MB/s each way, sha256 match")
-        _print(f"      tunnel stats: {tstats['packets_sent']} packets sent, "
-               f"{tstats['packets_received']} received, {tstats['bytes_sent'] / 1e6:.1f} MB / "
-               f"{tstats['bytes_received'] / 1e6:.1f} MB on the wire, smoothed rtt "
-               f"{tstats['smoothed_rtt'] * 1e3:.2f} ms, {tstats['packets_lost']} lost, "
-               f"{tstats['packets_retransmitted']} retransmitted, cwnd "
-               f"{tstats['cwnd'] // 1024} KiB ({tstats['congestion_control']})")
+        _print(
+            f"      {size_mb} MB up and {size_mb} MB back in {elapsed:.2f} s: "
+            f"{size_mb * 1.048576 / elapsed:.1f} MB/s each way, sha256 match"
+        )
+        _print(
+            f"      tunnel stats: {tstats['packets_sent']} packets sent, "
+            f"{tstats['packets_received']} received, {tstats['bytes_sent'] / 1e6:.1f} MB / "
+            f"{tstats['bytes_received'] / 1e6:.1f} MB on the wire, smoothed rtt "
+            f"{tstats['smoothed_rtt'] * 1e3:.2f} ms, {tstats['packets_lost']} lost, "
+            f"{tstats['packets_retransmitted']} retransmitted, cwnd "
+            f"{tstats['cwnd'] // 1024} KiB ({tstats['congestion_control']})"
+        )
 
         _step(6, "clean shutdown")
         async with Client() as client:

@@ -38,7 +38,12 @@ class Identity:
         self.name = name
 
     @classmethod
-    def generate(cls, name: str = "", *, random: RandomSource = os.urandom) -> Identity:
+    def generate(
+        cls,
+        name: str = "",
+        *,
+        random: RandomSource = os.urandom,  # type: ignore[assignment]  # nominal type
+    ) -> Identity:
         return cls(SigningKeyPair.generate(random), name)
 
     @property
@@ -52,9 +57,13 @@ class Identity:
         return self.public.hex()
 
     def server_keys(
-        self, *, lifetime: int = 3600, random: RandomSource = os.urandom, now_unix: float | None = None
+        self,
+        *,
+        lifetime: int = 3600,
+        random: RandomSource = os.urandom,  # type: ignore[assignment]  # nominal type
+        now_unix: float | None = None,
     ) -> ServerKeys:
-        """Fresh ``ServerKeys`` for this identity with one new ephemeral key valid ``lifetime`` s."""
+        """Fresh ``ServerKeys`` for this identity: one new ephemeral key, valid ``lifetime`` s."""
         keys = ServerKeys(self.signing, self.name)
         now = time.time() if now_unix is None else now_unix
         # Made here and never written anywhere: no other process can have accepted first

@@ -96,7 +96,9 @@ class Server:
                 self._keys.remove_ephemeral(kid)
                 del self._key_expiry[kid]
         key = self._keys.add_ephemeral(
-            BoxKeyPair.generate(os.urandom), int(now) + self.key_lifetime, created=now,
+            BoxKeyPair.generate(os.urandom),  # type: ignore[arg-type]  # RandomSource is nominal
+            int(now) + self.key_lifetime,
+            created=now,
             exclusive=True,  # made in this process, never stored: see Identity.server_keys
         )
         self._key_expiry[key.key_id] = key.expires
@@ -107,8 +109,9 @@ class Server:
         return record
 
     def _rotate_timer(self) -> None:
-        self._rotation = self._driver.loop.call_later(max(1.0, self.key_lifetime / 2),
-                                                      self._rotate_timer)
+        self._rotation = self._driver.loop.call_later(
+            max(1.0, self.key_lifetime / 2), self._rotate_timer
+        )
         try:
             self.rotate_keys()
         except Exception:  # pragma: no cover - a failing on_record callback must not stop us
@@ -252,7 +255,10 @@ def serve(
         cfg.services = set(cfg.services) | set(table)
         keys = ident.server_keys(lifetime=key_lifetime)
         endpoint = Endpoint(
-            cfg, random=os.urandom, server_keys=keys, wall_offset=time.time() - time.monotonic()
+            cfg,
+            random=os.urandom,  # type: ignore[arg-type]  # RandomSource is nominal
+            server_keys=keys,
+            wall_offset=time.time() - time.monotonic(),
         )
         driver = await EndpointDriver.create(endpoint, (host, port), reuse_port=reuse_port)
         advertised = advertise
@@ -263,7 +269,12 @@ def serve(
                 advertised,
             )
         return Server(
-            driver, keys, ident, table, advertise=advertised, key_lifetime=key_lifetime,
+            driver,
+            keys,
+            ident,
+            table,
+            advertise=advertised,
+            key_lifetime=key_lifetime,
             on_record=on_record,
         )
 

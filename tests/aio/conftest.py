@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import asyncio
 
+import minimalt
 import pytest
 import pytest_asyncio.plugin
 import uvloop
-
-import minimalt
 
 from .leaks import no_leaked_resources  # noqa: F401  (autouse fixture)
 
 LOOP_FACTORIES = {"uvloop": uvloop.new_event_loop, "asyncio": asyncio.new_event_loop}
 
-if hasattr(getattr(pytest_asyncio.plugin, "PytestAsyncioSpecs", None),
-           "pytest_asyncio_loop_factories"):
+if hasattr(
+    getattr(pytest_asyncio.plugin, "PytestAsyncioSpecs", None), "pytest_asyncio_loop_factories"
+):
 
     def pytest_asyncio_loop_factories(config, item):  # type: ignore[no-untyped-def]
         """pytest-asyncio >= 1.3: run each async test once per loop."""

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 import minimalt
+import pytest
 from minimalt.proto import constants as C
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 import minimalt
+import pytest
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
 

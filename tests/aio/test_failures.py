@@ -9,9 +9,8 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 import minimalt
+import pytest
 from minimalt.proto.records import ServerKeys
 
 from .conftest import echo
@@ -46,7 +45,8 @@ async def test_graceful_server_restart_gives_a_clear_error_and_a_new_connect_wor
 def _start_server(identity_file: str, port: int = 0) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "minimalt", "serve", "-i", identity_file, "-p", str(port), "-q"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None
     record = proc.stdout.readline().decode().strip()

@@ -8,9 +8,8 @@ import hashlib
 import os
 import time
 
-import pytest
-
 import minimalt
+import pytest
 
 from .conftest import echo, on_uvloop
 
@@ -49,9 +48,11 @@ async def test_100_megabytes_arrive_intact():
             elapsed = time.perf_counter() - start
             stats = conn.stats
     assert answer == b"%d %s" % (size, sent.hexdigest().encode())
-    print(f"\n{size >> 20} MB in {elapsed:.2f} s = {size / elapsed / 1e6:.1f} MB/s "
-          f"({'uvloop' if on_uvloop() else 'asyncio'}; client and server in one process), "
-          f"{stats['packets_sent']} packets, {stats['packets_lost']} lost")
+    print(
+        f"\n{size >> 20} MB in {elapsed:.2f} s = {size / elapsed / 1e6:.1f} MB/s "
+        f"({'uvloop' if on_uvloop() else 'asyncio'}; client and server in one process), "
+        f"{stats['packets_sent']} packets, {stats['packets_lost']} lost"
+    )
 
 
 async def test_1000_connections_share_one_tunnel():

@@ -39,7 +39,9 @@ class Server:
 
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [*MINIMALT, "serve", *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            [*MINIMALT, "serve", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
         assert self.proc.stdout is not None
@@ -105,8 +107,10 @@ def test_connect_moves_a_few_megabytes_intact(server, tmp_path):
     source.write_bytes(data)  # a regular file as stdin (read through a thread)
     with open(source, "rb") as stdin:
         result = subprocess.run(
-            [*MINIMALT, "connect", server.record, "--retry-safe"], stdin=stdin,
-            capture_output=True, timeout=60,
+            [*MINIMALT, "connect", server.record, "--retry-safe"],
+            stdin=stdin,
+            capture_output=True,
+            timeout=60,
         )
     assert result.returncode == 0, result.stderr
     assert hashlib.sha256(result.stdout).digest() == hashlib.sha256(data).digest()
