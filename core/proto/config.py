@@ -51,6 +51,10 @@ class EndpointConfig:
     #: Server: puzzle difficulty (leading zero bits) at the threshold; one more bit each time
     #: the load doubles, up to ``max_puzzle_difficulty``.
     puzzle_difficulty: int = 12
+    #: Client: move the tunnel to a new TID and keys after this long (None: never by time).
+    rekey_interval: float | None = C.DEFAULT_REKEY_INTERVAL
+    #: Client: ... or after sending this many packets (None: never by count).
+    rekey_packets: int | None = C.DEFAULT_REKEY_PACKETS
     #: Client: the hardest puzzle it will solve (2**bits hashes); harder ones are ignored.
     max_puzzle_difficulty: int = 22
 

@@ -61,6 +61,7 @@ FRAME_DATAGRAM = 0x0E
 FRAME_BLOCKED = 0x0F
 FRAME_PATH_CHALLENGE = 0x10
 FRAME_PATH_RESPONSE = 0x11
+FRAME_REKEY_NOW = 0x12
 PATH_DATA_SIZE = 8
 
 MAX_ACK_RANGES = 64  # a receiver keeps at most this many ranges; a peer's ACK with more is malformed
@@ -80,6 +81,8 @@ DEFAULT_TUNNEL_WINDOW = 16 << 20  # 16 MiB per tunnel
 DEFAULT_MAX_CONNS = 1000  # concurrent peer-initiated connections a tunnel accepts
 
 # --- Timers (seconds) --------------------------------------------------------------------------
+DEFAULT_REKEY_INTERVAL = 600.0  # a client moves its tunnel to a new TID and keys this often
+DEFAULT_REKEY_PACKETS = 1 << 24  # ... or after sending this many packets
 DEFAULT_IDLE_TIMEOUT = 30.0
 DEFAULT_MAX_ACK_DELAY = 0.025
 ACK_ELICITING_THRESHOLD = 2  # ack at once after this many unacknowledged ack-eliciting packets

@@ -33,6 +33,7 @@ _PERSON_S2C = b"minimalt-s2c"
 _PERSON_REKEY = b"minimalt-rekey"
 _PERSON_KEY_ID = b"minimalt-keyid"
 _PERSON_AUTH = b"minimalt-auth"
+_PERSON_TID = b"minimalt-tid"
 
 
 def blake2b(data: bytes, *, key: bytes = b"", person: bytes = b"", size: int = 32) -> bytes:
@@ -138,6 +139,13 @@ def server_to_client_key(shared: bytes, diversifier: bytes) -> bytes:
 def auth_binding(shared: bytes) -> bytes:
     """A value only the tunnel's two ends know, that user authenticators are bound to."""
     return blake2b(b"", key=shared, person=_PERSON_AUTH)
+
+
+def next_tid(client_to_server: bytes) -> int:
+    """The tunnel ID of the next key epoch, derived from the current client->server key: both
+    ends know it in advance, observers cannot link it to the current one."""
+    raw = blake2b(b"", key=client_to_server, person=_PERSON_TID, size=8)
+    return int.from_bytes(raw, "big") & TID_MASK
 
 
 def evolve_key(key: bytes) -> bytes:

@@ -61,7 +61,10 @@ class Endpoint:
         self.random = random
         self.server_keys = server_keys
         self.wall_offset = wall_offset
-        self.tunnels: dict[int, Tunnel] = {}
+        self.tunnels: dict[int, Tunnel] = {}  # by current TID
+        # Other TIDs that reach a tunnel: the next one (server, registered in advance) and the
+        # previous one (client, while the server has not followed a rekey yet).
+        self._aliases: dict[int, Tunnel] = {}
         self._events: deque[Event] = deque()
         self._timers: list[tuple[float, int, Tunnel]] = []
         self._timer_seq = itertools.count()
@@ -138,7 +141,7 @@ class Endpoint:
     def _new_tid(self) -> int:
         while True:
             tid = int.from_bytes(self.random(8), "big") & C.TID_MASK
-            if tid and tid not in self.tunnels:
+            if tid and tid not in self.tunnels and tid not in self._aliases:
                 return tid
 
     # --- input -------------------------------------------------------------------------------
@@ -150,11 +153,11 @@ class Endpoint:
         if len(data) >= _MIN_PACKET:
             raw_tid, nonce = _HEADER.unpack_from(data, 0)
             if not raw_tid & C.FLAGS_MASK:  # the common case: no clear sections
-                tunnel = self.tunnels.get(raw_tid)
+                tunnel = self.tunnels.get(raw_tid) or self._aliases.get(raw_tid)
                 if tunnel is None:
                     self._count("unknown_tunnel")
                     return
-                tunnel.receive_plain(data, nonce, addr, now)
+                tunnel.receive_plain(data, raw_tid, nonce, addr, now)
                 self._dirty[tunnel] = None  # rescheduled by datagrams_to_send or get_timer
                 return
         header = parse_header(data)
@@ -328,6 +331,9 @@ class Endpoint:
     def _remove(self, tunnel: Tunnel) -> None:
         if self.tunnels.get(tunnel.tid) is tunnel:
             del self.tunnels[tunnel.tid]
+        for tid in (tunnel._old_tid, tunnel._next_tid):
+            if tid is not None and self._aliases.get(tid) is tunnel:
+                del self._aliases[tid]
         source = tunnel._source
         if source is not None:
             left = self._per_source.get(source, 1) - 1
@@ -335,6 +341,27 @@ class Endpoint:
                 self._per_source[source] = left
             else:
                 self._per_source.pop(source, None)
+
+    def _add_alias(self, tunnel: Tunnel, tid: int) -> bool:
+        """Let ``tid`` reach ``tunnel`` too; False if some tunnel already uses it."""
+        if tid in self.tunnels or tid in self._aliases:
+            return False
+        self._aliases[tid] = tunnel
+        return True
+
+    def _drop_alias(self, tunnel: Tunnel, tid: int) -> None:
+        if self._aliases.get(tid) is tunnel:
+            del self._aliases[tid]
+
+    def _retire_tid(self, tunnel: Tunnel, old: int, new: int, *, keep_old: bool = False) -> None:
+        """``tunnel`` now goes by ``new`` (already an alias); ``old`` is forgotten, or kept
+        as an alias while packets under it may still come (``keep_old``)."""
+        self._aliases.pop(new, None)
+        if self.tunnels.get(old) is tunnel:
+            del self.tunnels[old]
+        self.tunnels[new] = tunnel
+        if keep_old:
+            self._aliases[old] = tunnel
 
     def _learn_clock_skew(self, identity: bytes, skew_ms: int) -> None:
         """A server told us how far our clock is off; later first packets correct for it."""

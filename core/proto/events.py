@@ -103,6 +103,15 @@ class TunnelMigrated:
 
 
 @dataclass(frozen=True, slots=True)
+class TunnelRekeyed:
+    """The tunnel moved to a new TID and new keys (the old keys are gone)."""
+
+    tunnel: Tunnel
+    old_tid: int
+    new_tid: int
+
+
+@dataclass(frozen=True, slots=True)
 class TunnelClosed:
     """The tunnel is gone: closed by either side, idle timeout, or a protocol error."""
 
@@ -122,5 +131,6 @@ Event = (
     | DatagramReceived
     | EarlyDataRejected
     | TunnelMigrated
+    | TunnelRekeyed
     | TunnelClosed
 )

@@ -229,9 +229,15 @@ class PathResponse:
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class RekeyNow:
+    """Server to client: move the tunnel to its next TID and keys now (the paper's rekeyNow)."""
+
+
 Frame = (
     Padding | Ping | Ack | Hello | HelloAck | Create | Refuse | Reset | Stream | MaxData
     | MaxConnData | MaxConns | Close | Datagram | Blocked | PathChallenge | PathResponse
+    | RekeyNow
 )
 
 
@@ -326,6 +332,8 @@ def encode_frame(frame: Frame) -> bytes:
         return b"\x0e" + encode_varint(frame.cid) + _encode_bytes(frame.data)
     if isinstance(frame, Blocked):
         return b"\x0f" + encode_varint(frame.limit)
+    if isinstance(frame, RekeyNow):
+        return b"\x12"
     if isinstance(frame, (PathChallenge, PathResponse)):
         if len(frame.data) != C.PATH_DATA_SIZE:
             raise ValueError(f"path data is {C.PATH_DATA_SIZE} bytes")
@@ -445,6 +453,8 @@ def decode_frame(payload: bytes, pos: int) -> tuple[Frame, int]:
         elif ftype == C.FRAME_BLOCKED:
             limit, pos = read_varint(payload, pos)
             frame = Blocked(limit)
+        elif ftype == C.FRAME_REKEY_NOW:
+            frame = RekeyNow()
         elif ftype == C.FRAME_PATH_CHALLENGE or ftype == C.FRAME_PATH_RESPONSE:
             stop = pos + C.PATH_DATA_SIZE
             if stop > end:

@@ -26,6 +26,8 @@ from .crypto import (
     SigningKeyPair,
     auth_binding,
     client_to_server_key,
+    evolve_key,
+    next_tid,
     server_to_client_key,
     verify_signature,
 )
@@ -51,6 +53,7 @@ from .frames import (
     PathResponse,
     Ping,
     Refuse,
+    RekeyNow,
     Reset,
     auth_message,
     decode_ack,
@@ -222,6 +225,16 @@ class Tunnel:
         self.drops: dict[str, int] = {}
         self._scheduled: float | None = None  # the endpoint's bookkeeping of our timer
         self._source: Any = None  # server: the source address counted against its limit
+
+        # Rekey (nextTid): epochs of (TID, keys); nonces keep increasing across them.
+        self.epoch = 0
+        self._epoch_started = now
+        self._epoch_first_packet = 0  # packets_sent when the epoch began
+        self._old_tid: int | None = None  # client: until the server follows us to the new TID
+        self._old_recv_key: DirectionKey | None = None
+        self._next_tid: int | None = None  # server: registered in advance at the endpoint
+        self._first_later_pn: int | None = None  # client: first packet under the later key
+        self._rekey_wanted = False
 
     # --- construction helpers ----------------------------------------------------------------
 
@@ -485,11 +498,12 @@ class Tunnel:
                 client_to_server_key(self._shared, header.diversifier),
                 C.DIRECTION_CLIENT_TO_SERVER,
             )
+            self._first_later_pn = self._next_pn
             self._shared = None
             self._key_section = None
         self.on_authenticated(nonce, plaintext, len(data), addr, now)
 
-    def receive_plain(self, data: bytes, nonce: int, addr: Any, now: float) -> None:
+    def receive_plain(self, data: bytes, tid: int, nonce: int, addr: Any, now: float) -> None:
         """The common case: a datagram with no clear sections (the header is TID and nonce)."""
         if (nonce & 1) == self._parity:
             self._drop("wrong_direction")
@@ -497,11 +511,14 @@ class Tunnel:
         if not self._replay.check(nonce):
             self._drop("replay")
             return
+        if tid != self.tid:
+            self._receive_other_epoch(data, tid, nonce, addr, now)
+            return
         key = self._recv_key
         if key is None:
             self._drop("no_key")
             return
-        plaintext = key.open(memoryview(data)[C.HEADER_SIZE :], self.tid, nonce)
+        plaintext = key.open(memoryview(data)[C.HEADER_SIZE :], tid, nonce)
         if plaintext is None:
             self._drop("auth")
             return
@@ -513,7 +530,117 @@ class Tunnel:
             self._early_recv_key = None
             if addr == self.peer:
                 self.address_validated = True
+            self._register_next_tid()
+        elif self._old_tid is not None:
+            # Client: the server follows us into the new epoch; the old one is over.
+            self._end_old_epoch()
         self.on_authenticated(nonce, plaintext, len(data), addr, now)
+
+    def _receive_other_epoch(
+        self, data: bytes, tid: int, nonce: int, addr: Any, now: float
+    ) -> None:
+        """A packet under the previous TID (client, mid-rekey) or the next one (server)."""
+        box = memoryview(data)[C.HEADER_SIZE :]
+        if tid == self._old_tid and self._old_recv_key is not None:
+            plaintext = self._old_recv_key.open(box, tid, nonce)
+            if plaintext is None:
+                self._drop("auth")
+                return
+            self.on_authenticated(nonce, plaintext, len(data), addr, now)
+            return
+        if tid == self._next_tid and self._recv_key is not None:
+            recv_key = DirectionKey(evolve_key(self._recv_key.key), C.DIRECTION_CLIENT_TO_SERVER)
+            plaintext = recv_key.open(box, tid, nonce)
+            if plaintext is None:
+                self._drop("auth")
+                return
+            # The client moved to the next epoch: follow it, and forget the old keys.
+            old_tid = self.tid
+            self._recv_key = recv_key
+            self._send_key = DirectionKey(
+                evolve_key(self._send_key.key), C.DIRECTION_SERVER_TO_CLIENT
+            )
+            self._next_tid = None
+            self.endpoint._retire_tid(self, old_tid, tid)
+            self.tid = tid
+            self._new_epoch(now)
+            self._register_next_tid()
+            self.endpoint._events.append(events.TunnelRekeyed(self, old_tid, tid))
+            self.on_authenticated(nonce, plaintext, len(data), addr, now)
+            return
+        self._drop("stale_tid")
+
+    # --- rekey -------------------------------------------------------------------------------
+
+    def rekey(self, now: float | None = None) -> None:
+        """Move the tunnel to a new TID and new keys (the paper's nextTid): the old keys are
+        dropped, and an observer cannot link the new TID to the old one. Client only; the
+        server asks for one with ``request_rekey``. Deferred until the server can follow
+        (it has seen one of our packets under the later key)."""
+        self._check_open()
+        if not self.is_client:
+            raise LocalProtocolError("only the client moves the tunnel; use request_rekey()")
+        self._rekey_wanted = True
+        self._maybe_rekey(self._last_received if now is None else now)
+        self.endpoint._touch(self)
+
+    def request_rekey(self) -> None:
+        """Server: ask the client to rekey now (the paper's rekeyNow)."""
+        self._check_open()
+        if self.is_client:
+            raise LocalProtocolError("the client rekeys with rekey()")
+        self._control.append(RekeyNow())
+        self.endpoint._touch(self)
+
+    def _maybe_rekey(self, now: float) -> None:
+        if not self._rekey_wanted or self._old_tid is not None or self.state != OPEN:
+            return
+        largest = self.recovery.largest_acked
+        first = self._first_later_pn
+        if first is None or largest is None or largest < first:
+            return  # the server cannot know our next TID yet
+        self._rekey_wanted = False
+        old_tid = self.tid
+        new_tid = next_tid(self._send_key.key)
+        if not self.endpoint._add_alias(self, new_tid):
+            return  # taken locally (2^-62): try again next epoch
+        self._old_tid = old_tid
+        self._old_recv_key = self._recv_key
+        assert self._recv_key is not None
+        self._recv_key = DirectionKey(evolve_key(self._recv_key.key), C.DIRECTION_SERVER_TO_CLIENT)
+        self._send_key = DirectionKey(evolve_key(self._send_key.key), C.DIRECTION_CLIENT_TO_SERVER)
+        self.endpoint._retire_tid(self, old_tid, new_tid, keep_old=True)
+        self.tid = new_tid
+        self._new_epoch(now)
+        self._probes = max(self._probes, 1)  # one packet at once, so the server follows now
+        self.endpoint._events.append(events.TunnelRekeyed(self, old_tid, new_tid))
+
+    def _end_old_epoch(self) -> None:
+        if self._old_tid is not None:
+            self.endpoint._drop_alias(self, self._old_tid)
+        self._old_tid = None
+        self._old_recv_key = None
+
+    def _new_epoch(self, now: float) -> None:
+        self.epoch += 1
+        self._epoch_started = now
+        self._epoch_first_packet = self.packets_sent
+
+    def _register_next_tid(self) -> None:
+        if self._recv_key is None or self.is_client:
+            return
+        tid = next_tid(self._recv_key.key)
+        if self.endpoint._add_alias(self, tid):
+            self._next_tid = tid
+
+    def _rekey_due(self, now: float) -> bool:
+        config = self.config
+        return (
+            config.rekey_interval is not None and now - self._epoch_started >= config.rekey_interval
+        ) or (
+            config.rekey_packets is not None
+            and self.packets_sent - self._epoch_first_packet >= config.rekey_packets
+        )
 
     def on_authenticated(
         self, nonce: int, plaintext: bytes, size: int, addr: Any, now: float
@@ -664,6 +791,8 @@ class Tunnel:
         if lost:
             self._on_packets_lost(lost)
         self._update_pacer()
+        if self._rekey_wanted:
+            self._maybe_rekey(now)
 
     def _on_packet_acked(self, packet: SentPacket) -> None:
         for meta in packet.frames:
@@ -773,6 +902,16 @@ class Tunnel:
         elif kind is PathChallenge:
             self._control.append(PathResponse(frame.data))
             self._ack_immediately = True
+            if self.is_client:
+                # The server sees us at a new address: move to a new TID too, so the two
+                # locations cannot be linked (DESIGN §8).
+                self._rekey_wanted = True
+                self._maybe_rekey(now)
+        elif kind is RekeyNow:
+            if not self.is_client:
+                raise RemoteProtocolError("a client sent RekeyNow", C.ERR_PROTOCOL)
+            self._rekey_wanted = True
+            self._maybe_rekey(now)
         elif kind is PathResponse:
             self._on_path_response(frame.data)
         elif kind is Ping or kind is Blocked:
@@ -958,6 +1097,8 @@ class Tunnel:
         self.state = CLOSED
         self._send_key = None  # type: ignore[assignment]
         self._recv_key = None
+        self._old_recv_key = None
+        self._early_recv_key = None
         self._shared = None
         self.endpoint._remove(self)
 
@@ -1025,6 +1166,9 @@ class Tunnel:
         keepalive = self.config.keepalive_interval
         if keepalive is not None and self._last_sent + keepalive < deadline:
             deadline = self._last_sent + keepalive
+        interval = self.config.rekey_interval
+        if self.is_client and interval is not None and self._epoch_started + interval < deadline:
+            deadline = self._epoch_started + interval
         return deadline
 
     def _amplification_blocked(self) -> bool:
@@ -1054,6 +1198,10 @@ class Tunnel:
         keepalive = self.config.keepalive_interval
         if keepalive is not None and now >= self._last_sent + keepalive:
             self._probes = max(self._probes, 1)
+        if self.is_client and self._rekey_due(now):
+            self._epoch_started = now  # ask once per interval, whether or not it can happen now
+            self._rekey_wanted = True
+            self._maybe_rekey(now)
         if self._pacer_wake is not None and now >= self._pacer_wake:
             self._pacer_wake = None
 
@@ -1076,6 +1224,15 @@ class Tunnel:
                 return [(packet, peer)]
             return []
         out: list[tuple[bytes, Any]] = []
+        packets = self.config.rekey_packets
+        if (
+            packets is not None
+            and self.is_client
+            and self.packets_sent - self._epoch_first_packet >= packets
+        ):
+            self._epoch_first_packet = self.packets_sent
+            self._rekey_wanted = True
+            self._maybe_rekey(now)
         if self._path_out:
             out.extend((packet, self._path_candidate) for packet in self._path_out)
             self._path_out.clear()
