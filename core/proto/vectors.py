@@ -32,7 +32,9 @@ from .crypto import (
     auth_binding,
     box_nonce,
     client_to_server_key,
+    evolve_key,
     key_id,
+    next_tid,
     server_to_client_key,
 )
 from .endpoint import Endpoint
@@ -53,6 +55,7 @@ from .frames import (
     PathResponse,
     Ping,
     Refuse,
+    RekeyNow,
     Reset,
     Stream,
     auth_message,
@@ -88,7 +91,7 @@ FRAME_CLASSES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
         Padding, Ping, Ack, Hello, HelloAck, Create, Refuse, Reset, Stream, MaxData,
-        MaxConnData, MaxConns, Close, Datagram, Blocked, PathChallenge, PathResponse,
+        MaxConnData, MaxConns, Close, Datagram, Blocked, PathChallenge, PathResponse, RekeyNow,
     )
 }
 
@@ -282,6 +285,8 @@ def generate() -> dict[str, Any]:
             server_tunnel.consume(event.cid, len(event.data))
     server_tunnel.send(cid, RESPONSE)
     answer = _one(server.datagrams_to_send(now), CLIENT_ADDR)
+    if server_tunnel._send_key.key != s2c:
+        raise AssertionError("the server derived another key than the key schedule")
 
     # 3. A data packet: the client acknowledges the answer and ends its stream.
     now += ONE_WAY
@@ -313,10 +318,23 @@ def generate() -> dict[str, Any]:
             break
     ack_only = _one(sent, CLIENT_ADDR)
 
+    # 5. A rekeyed packet: the server has acknowledged a packet under c2s, so the client may
+    # move the tunnel to its next TID and evolved keys; its first packet there is a probe.
+    now += ONE_WAY
+    client.receive_datagram(ack_only, SERVER_ADDR, now)
+    _events(client)
+    tunnel.rekey(now)
+    rekeyed = _one(client.datagrams_to_send(now), SERVER_ADDR)
+    new_tid = next_tid(c2s)
+    c2s_next = evolve_key(c2s)
+    if tunnel.tid != new_tid or tunnel._send_key.key != c2s_next:
+        raise AssertionError("the client rekeyed to another TID or key than the key schedule")
+    server.receive_datagram(rekeyed, CLIENT_ADDR, now + ONE_WAY)
+    if server_tunnel.tid != new_tid:
+        raise AssertionError("the server did not follow the client to its next TID")
+
     if not (client_random.exhausted and server_random.exhausted):
         raise AssertionError("a scripted random draw was not used")
-    if server_tunnel._send_key.key != s2c or tunnel._send_key.key != c2s:
-        raise AssertionError("the endpoints derived other keys than the key schedule")
 
     early_inputs = {"key": "c2s_early"}
     c2s_inputs = {"key": "c2s"}
@@ -343,6 +361,11 @@ def generate() -> dict[str, Any]:
             "the server's delayed acknowledgement: no section, one Ack frame",
             ack_only, s2c, C.DIRECTION_SERVER_TO_CLIENT, s2c_inputs,
         ),
+        _packet_vector(
+            "rekeyed_packet",
+            "the client's first packet after a rekey: the next TID, the evolved c2s key",
+            rekeyed, c2s_next, C.DIRECTION_CLIENT_TO_SERVER, {"key": "c2s_next"},
+        ),
     ]
     return {
         "version": C.PROTOCOL_VERSION,
@@ -358,6 +381,9 @@ def generate() -> dict[str, Any]:
             "c2s_early": c2s_early.hex(),
             "c2s": c2s.hex(),
             "s2c": s2c.hex(),
+            "next_tid": _hex_tid(new_tid),
+            "c2s_next": c2s_next.hex(),
+            "s2c_next": evolve_key(s2c).hex(),
             "auth_binding": auth_binding(shared).hex(),
             "user_seed": USER_SEED.hex(),
             "user_public": SigningKeyPair(USER_SEED).public.hex(),
@@ -417,6 +443,7 @@ def _frame_vectors(binding: bytes, server_identity: bytes) -> list[dict[str, Any
         Blocked(1 << 20),
         PathChallenge(bytes.fromhex("0123456789abcdef")),
         PathResponse(bytes.fromhex("0123456789abcdef")),
+        RekeyNow(),
     ]
     out = []
     for frame in examples:

@@ -18,11 +18,13 @@ from minimalt.proto.crypto import (
     BoxKeyPair,
     DirectionKey,
     SeededRandom,
+    auth_binding,
     blake2b,
     box_nonce,
     client_to_server_key,
     evolve_key,
     key_id,
+    next_tid,
     server_to_client_key,
 )
 
@@ -183,6 +185,9 @@ def test_key_schedule_matches_the_spec_formulas() -> None:
         diversifier, SHARED, b"minimalt-s2c"
     )
     assert evolve_key(SHARED) == _blake2b(b"", SHARED, b"minimalt-rekey")
+    raw_tid = int.from_bytes(_blake2b(b"", SHARED, b"minimalt-tid", 8), "big")
+    assert next_tid(SHARED) == raw_tid & C.TID_MASK
+    assert auth_binding(SHARED) == _blake2b(b"", SHARED, b"minimalt-auth")
     assert key_id(server_public) == _blake2b(server_public, b"", b"minimalt-keyid", 4)
     assert blake2b(b"x", key=b"k", person=b"p", size=20) == _blake2b(b"x", b"k", b"p", 20)
 

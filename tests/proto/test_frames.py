@@ -25,6 +25,7 @@ from minimalt.proto.frames import (
     PathResponse,
     Ping,
     Refuse,
+    RekeyNow,
     Reset,
     Stream,
     ack_eliciting,
@@ -144,6 +145,7 @@ FRAMES = st.one_of(
     st.builds(Blocked, VARINT),
     st.builds(PathChallenge, st.binary(min_size=C.PATH_DATA_SIZE, max_size=C.PATH_DATA_SIZE)),
     st.builds(PathResponse, st.binary(min_size=C.PATH_DATA_SIZE, max_size=C.PATH_DATA_SIZE)),
+    st.builds(RekeyNow),
 )
 
 
@@ -191,6 +193,7 @@ FRAME_TYPES = [
     (Blocked(0), C.FRAME_BLOCKED),
     (PathChallenge(bytes(8)), C.FRAME_PATH_CHALLENGE),
     (PathResponse(bytes(8)), C.FRAME_PATH_RESPONSE),
+    (RekeyNow(), C.FRAME_REKEY_NOW),
 ]
 
 
@@ -314,7 +317,7 @@ KNOWN_TYPES = {value for name, value in vars(C).items() if name.startswith("FRAM
 
 
 def test_unknown_frame_types_are_malformed() -> None:
-    assert len(KNOWN_TYPES) >= 18
+    assert len(KNOWN_TYPES) >= 19
     for ftype in sorted(set(range(256)) - KNOWN_TYPES):
         with pytest.raises(FrameEncodingError, match="unknown frame type"):
             decode_frames(b"\x01" + bytes((ftype,)) + bytes(8))

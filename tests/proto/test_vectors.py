@@ -17,7 +17,9 @@ from minimalt.proto.crypto import (
     auth_binding,
     box_nonce,
     client_to_server_key,
+    evolve_key,
     key_id,
+    next_tid,
     server_to_client_key,
     verify_signature,
 )
@@ -65,6 +67,10 @@ def test_keys_follow_from_the_secrets() -> None:
     assert client_to_server_key(shared).hex() == keys["c2s_early"]
     assert client_to_server_key(shared, H(keys["diversifier"])).hex() == keys["c2s"]
     assert server_to_client_key(shared, H(keys["diversifier"])).hex() == keys["s2c"]
+    c2s = client_to_server_key(shared, H(keys["diversifier"]))
+    assert f"0x{next_tid(c2s):016x}" == keys["next_tid"]
+    assert evolve_key(c2s).hex() == keys["c2s_next"]
+    assert evolve_key(H(keys["s2c"])).hex() == keys["s2c_next"]
     assert auth_binding(shared).hex() == keys["auth_binding"]
     assert SigningKeyPair(H(keys["user_seed"])).public.hex() == keys["user_public"]
 
@@ -176,3 +182,12 @@ def test_authenticated_create_vector_verifies_on_the_vector_tunnel_only() -> Non
     assert verify_signature(create.user, message, create.signature)
     other_tunnel = auth_message(bytes(32), identity, create.cid, create.service)
     assert not verify_signature(create.user, other_tunnel, create.signature)
+
+
+def test_rekeyed_packet_uses_the_next_tid_and_evolved_key() -> None:
+    vec = PACKETS["rekeyed_packet"]
+    keys = COMMITTED["keys"]
+    assert vec["inputs"]["tid"] == keys["next_tid"] != PACKETS["data_packet"]["inputs"]["tid"]
+    assert vec["inputs"]["key"] == "c2s_next"
+    # Nonces keep increasing across the rekey: never reused under any key.
+    assert vec["inputs"]["nonce"] > PACKETS["data_packet"]["inputs"]["nonce"]
