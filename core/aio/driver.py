@@ -18,8 +18,10 @@ milliseconds, which would ruin RTT samples and pacing on loopback, DESIGN §16).
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 import logging
 import socket
+from collections import deque
 from collections.abc import Callable
 from time import monotonic
 from typing import Any
@@ -53,6 +55,11 @@ logger = logging.getLogger("minimalt")
 
 #: Socket buffers we ask for: a burst at loopback speed overflows Linux's 208 KiB default.
 SOCKET_BUFFER = 4 << 20
+#: Datagrams the stdlib-loop transport reads per wake-up before letting other callbacks run.
+READ_BATCH = 64
+#: Datagrams it queues when the socket's send buffer is full; beyond, it drops (it is UDP: the
+#: tunnel's loss recovery resends what matters).
+SEND_BACKLOG = 4096
 _INF = float("inf")
 
 
@@ -124,6 +131,13 @@ class EndpointDriver(asyncio.DatagramProtocol):
     ) -> EndpointDriver:
         """Bind a UDP socket at ``local_addr`` and start driving ``endpoint`` on it."""
         loop = asyncio.get_running_loop()
+        if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+            # The stdlib's datagram transport reads one datagram per loop iteration; ours
+            # reads every queued one, so a burst costs one flush instead of one per datagram.
+            sock = await _bind_udp(loop, local_addr, family, reuse_port)
+            protocol = cls(endpoint, loop, on_connection=on_connection)
+            BatchingDatagramTransport(loop, sock, protocol)
+            return protocol
         _, protocol = await loop.create_datagram_endpoint(
             lambda: cls(endpoint, loop, on_connection=on_connection),
             local_addr=local_addr,
@@ -426,3 +440,128 @@ class EndpointDriver(asyncio.DatagramProtocol):
 
     async def wait_closed(self) -> None:
         await asyncio.shield(self._lost)
+
+
+# --- a batching UDP transport for the stdlib selector loop ---------------------------------------
+
+
+async def _bind_udp(
+    loop: asyncio.AbstractEventLoop,
+    local_addr: tuple[str, int],
+    family: int,
+    reuse_port: bool | None,
+) -> socket.socket:
+    host, port = local_addr
+    infos = await loop.getaddrinfo(
+        host, port, family=family, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
+    )
+    error: OSError | None = None
+    for fam, kind, proto, _, address in infos:
+        sock = socket.socket(fam, kind, proto)
+        try:
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.setblocking(False)
+            sock.bind(address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        return sock
+    raise error if error is not None else OSError(f"cannot resolve {host!r}")
+
+
+class BatchingDatagramTransport(asyncio.DatagramTransport):
+    """A UDP transport for selector event loops: on each wake-up it reads every datagram
+    queued (up to ``READ_BATCH``), so the driver flushes once per burst; sends go straight to
+    the socket, queued only while its buffer is full. Public loop API only (add_reader)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        protocol: asyncio.DatagramProtocol,
+    ) -> None:
+        super().__init__(extra={"socket": sock, "sockname": sock.getsockname()})
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._protocol = protocol
+        self._backlog: deque[tuple[bytes, Any]] = deque()
+        self._closing = False
+        self._lost = False
+        loop.add_reader(self._fd, self._read_ready)
+        protocol.connection_made(self)
+
+    def _read_ready(self) -> None:
+        recvfrom = self._sock.recvfrom
+        received = self._protocol.datagram_received
+        for _ in range(READ_BATCH):
+            try:
+                data, addr = recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._protocol.error_received(exc)
+                return
+            received(data, addr)
+
+    def sendto(self, data: Any, addr: Any = None) -> None:
+        if self._closing:
+            return
+        if self._backlog:
+            if len(self._backlog) < SEND_BACKLOG:
+                self._backlog.append((data, addr))
+            return
+        try:
+            self._sock.sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            self._backlog.append((data, addr))
+            self._loop.add_writer(self._fd, self._write_ready)
+        except OSError as exc:
+            self._protocol.error_received(exc)
+
+    def _write_ready(self) -> None:
+        backlog = self._backlog
+        while backlog:
+            data, addr = backlog[0]
+            try:
+                self._sock.sendto(data, addr)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._protocol.error_received(exc)
+            backlog.popleft()
+        self._loop.remove_writer(self._fd)
+        if self._closing:
+            self._loop.call_soon(self._connection_lost)
+
+    def get_write_buffer_size(self) -> int:
+        return sum(len(data) for data, _ in self._backlog)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        """Stop reading; close once the queued datagrams are sent."""
+        if self._closing:
+            return
+        self._closing = True
+        self._loop.remove_reader(self._fd)
+        if not self._backlog:
+            self._loop.call_soon(self._connection_lost)
+
+    def abort(self) -> None:
+        self._backlog.clear()
+        self._loop.remove_writer(self._fd)
+        self._closing = False
+        self.close()
+
+    def _connection_lost(self) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        try:
+            self._protocol.connection_lost(None)
+        finally:
+            self._sock.close()
