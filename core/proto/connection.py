@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .streams import RecvBuffer, SendBuffer
 
 
@@ -33,6 +35,7 @@ class Connection:
         "early_limit",
         "user",
         "auth_signature",
+        "user_key",
     )
 
     def __init__(
@@ -69,6 +72,7 @@ class Connection:
         #: its Create carries.
         self.user: bytes | None = None
         self.auth_signature = b""
+        self.user_key: Any = None  # client: the SigningKeyPair that signs the Create
 
     def has_data_to_send(self) -> bool:
         return self.send.has_data_to_send(self.send_limit)

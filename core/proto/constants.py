@@ -62,6 +62,8 @@ FRAME_BLOCKED = 0x0F
 FRAME_PATH_CHALLENGE = 0x10
 FRAME_PATH_RESPONSE = 0x11
 FRAME_REKEY_NOW = 0x12
+FRAME_NEW_RECORD = 0x13
+MAX_RECORD_SIZE = 1024
 PATH_DATA_SIZE = 8
 
 MAX_ACK_RANGES = 64  # a receiver keeps at most this many ranges; a peer's ACK with more is malformed

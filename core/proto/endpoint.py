@@ -74,6 +74,7 @@ class Endpoint:
         self.datagrams_received = 0
         self.datagrams_sent = 0
         self._clock_skew_ms: dict[bytes, int] = {}  # per server identity, learnt from HelloAck
+        self._superseded: dict[bytes, ServerRecord] = {}  # old server key id -> newer record
         #: Server side: first-packet identities seen, for at-most-once early data. Made on the
         #: first first-packet, so ``started_at`` is when this endpoint began to remember.
         self.replay_cache: ReplayCache | None = None
@@ -109,6 +110,7 @@ class Endpoint:
             record.verify(self.wall_time(now))
         except RecordError as exc:
             raise LocalProtocolError(f"unusable server record: {exc}") from exc
+        record = self._freshest(record, self.wall_time(now))
         peer = addr if addr is not None else record.address
         for tunnel in self.tunnels.values():
             if (
@@ -131,6 +133,7 @@ class Endpoint:
             shared=shared,
             key_section=keypair.public + record.key_id,
             identity=record.identity,
+            keypair=keypair,
             client_time_ms=int(self.wall_time(now) * 1000) + skew,
         )
         self.tunnels[tid] = tunnel
@@ -191,6 +194,12 @@ class Endpoint:
         ephemeral = self.server_keys.lookup(header.key_id, self.wall_time(now))
         if ephemeral is None:
             self._count("unknown_server_key")
+            if self.server_keys.address is not None:
+                # A key we no longer hold (rotated away, or a restart): answer with our
+                # current signed record, so the client retries at once, one round trip later.
+                record = self.server_keys.current_record().to_bytes()
+                if len(record) < len(data):
+                    self._stateless.append((build_header(header.tid, 0, record=record), addr))
             return None
         if len(self.tunnels) >= self.config.max_tunnels:
             self._count("tunnel_limit")
@@ -249,6 +258,9 @@ class Endpoint:
             early_refusal=refusal,
         )
         self.tunnels[header.tid] = tunnel
+        if ephemeral is not self.server_keys.current and self.server_keys.address is not None:
+            # Boxed to our previous key: serve it, and hand over the current record in-band.
+            tunnel.send_record(self.server_keys.current_record())
         tunnel._source = source
         self._per_source[source] = self._per_source.get(source, 0) + 1
         tunnel.on_authenticated(header.nonce, plaintext, len(data), addr, now)
@@ -362,6 +374,21 @@ class Endpoint:
         self.tunnels[new] = tunnel
         if keep_old:
             self._aliases[old] = tunnel
+
+    def _freshest(self, record: ServerRecord, now_unix: float) -> ServerRecord:
+        """``record``, or the newer one its server handed us when we last used it."""
+        for _ in range(8):  # follow a short chain of rotations
+            newer = self._superseded.get(record.key_id)
+            if newer is None or newer.identity != record.identity or newer.expires <= now_unix:
+                break
+            record = newer
+        return record
+
+    def learn_record(self, record: ServerRecord, replaces: bytes | None = None) -> None:
+        """Remember ``record`` (already verified) as the successor of the server key whose id
+        is ``replaces``: later ``connect`` calls with the old record use it instead."""
+        if replaces is not None and replaces != record.key_id:
+            self._superseded[replaces] = record
 
     def _learn_clock_skew(self, identity: bytes, skew_ms: int) -> None:
         """A server told us how far our clock is off; later first packets correct for it."""

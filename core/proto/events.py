@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .records import ServerRecord
     from .tunnel import Tunnel
 
 Address = Any  # whatever the driver passes as a datagram's address: (host, port) for UDP
@@ -112,6 +113,14 @@ class TunnelRekeyed:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordUpdated:
+    """The server handed us its newer signed record (key rotation); later tunnels use it."""
+
+    tunnel: Tunnel
+    record: ServerRecord
+
+
+@dataclass(frozen=True, slots=True)
 class TunnelClosed:
     """The tunnel is gone: closed by either side, idle timeout, or a protocol error."""
 
@@ -132,5 +141,6 @@ Event = (
     | EarlyDataRejected
     | TunnelMigrated
     | TunnelRekeyed
+    | RecordUpdated
     | TunnelClosed
 )

@@ -234,10 +234,17 @@ class RekeyNow:
     """Server to client: move the tunnel to its next TID and keys now (the paper's rekeyNow)."""
 
 
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    """Server to client: the server's current signed record (in-band key rotation)."""
+
+    record: bytes
+
+
 Frame = (
     Padding | Ping | Ack | Hello | HelloAck | Create | Refuse | Reset | Stream | MaxData
     | MaxConnData | MaxConns | Close | Datagram | Blocked | PathChallenge | PathResponse
-    | RekeyNow
+    | RekeyNow | NewRecord
 )
 
 
@@ -334,6 +341,8 @@ def encode_frame(frame: Frame) -> bytes:
         return b"\x0f" + encode_varint(frame.limit)
     if isinstance(frame, RekeyNow):
         return b"\x12"
+    if isinstance(frame, NewRecord):
+        return b"\x13" + _encode_bytes(frame.record)
     if isinstance(frame, (PathChallenge, PathResponse)):
         if len(frame.data) != C.PATH_DATA_SIZE:
             raise ValueError(f"path data is {C.PATH_DATA_SIZE} bytes")
@@ -455,6 +464,9 @@ def decode_frame(payload: bytes, pos: int) -> tuple[Frame, int]:
             frame = Blocked(limit)
         elif ftype == C.FRAME_REKEY_NOW:
             frame = RekeyNow()
+        elif ftype == C.FRAME_NEW_RECORD:
+            record, pos = _read_bytes(payload, pos, C.MAX_RECORD_SIZE)
+            frame = NewRecord(record)
         elif ftype == C.FRAME_PATH_CHALLENGE or ftype == C.FRAME_PATH_RESPONSE:
             stop = pos + C.PATH_DATA_SIZE
             if stop > end:

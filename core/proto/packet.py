@@ -6,6 +6,8 @@
     [KEY, server->client]  server diversifier (16)
     [PUZZLE, server->client] window (4) · difficulty (1) · challenge (16); no box follows
     [PUZZLE, client->server] window (4) · difficulty (1) · challenge (16) · solution (8)
+    [KEY+PUZZLE, server->client] the server's current signed record; no box follows (the
+                           answer to a first packet boxed to a key the server no longer has)
     box: Poly1305 tag (16) · XSalsa20 ciphertext
 
 The direction of a packet is the parity of its nonce, so one endpoint can be client and server.
@@ -35,6 +37,7 @@ class Header:
     diversifier: bytes | None
     box_offset: int
     puzzle: bytes | None = None  # the puzzle (server) or puzzle answer (client) section
+    record: bytes | None = None  # server's stale-key answer: its current record
 
     @property
     def from_client(self) -> bool:
@@ -51,6 +54,10 @@ def parse_header(data: bytes) -> Header | str:
     tid = raw_tid & C.TID_MASK
     from_client = nonce & 1
     pos = C.HEADER_SIZE
+    if not from_client and flags == C.FLAGS_MASK:
+        if size > C.HEADER_SIZE + C.MAX_RECORD_SIZE:
+            return "bad_record_size"
+        return Header(tid, flags, nonce, None, None, None, size, None, data[pos:])
     client_public = key_id = diversifier = puzzle = None
     if flags & C.FLAG_KEY:
         if from_client:
@@ -73,8 +80,6 @@ def parse_header(data: bytes) -> Header | str:
             if size < end + C.BOX_TAG_SIZE:
                 return "short"
         else:
-            if flags & C.FLAG_KEY:
-                return "puzzle_with_key"
             end = pos + C.PUZZLE_SECTION_SIZE
             if size != end:
                 return "bad_puzzle_size"  # a puzzle packet is exactly its clear sections
@@ -91,10 +96,14 @@ def build_header(
     key_id: bytes | None = None,
     diversifier: bytes | None = None,
     puzzle: bytes | None = None,
+    record: bytes | None = None,
 ) -> bytes:
     """The clear bytes of a packet; pass the key section only on packets that carry it, and
     ``puzzle`` (a client's answer, or a server's puzzle) only on puzzle packets."""
     raw = tid & C.TID_MASK
+    if record is not None:
+        assert not nonce & 1, "a record packet comes from the server"
+        return _HEADER.pack(raw | C.FLAGS_MASK, nonce) + record
     extra = b""
     if client_public is not None:
         assert key_id is not None and nonce & 1, "a client key section goes on client packets"

@@ -137,13 +137,25 @@ class EphemeralKey:
 
 
 class ServerKeys:
-    """A server's long-term identity and its ephemeral boxing keys, looked up by key id."""
+    """A server's long-term identity and its ephemeral boxing keys, looked up by key id.
+
+    Keys rotate (DESIGN §6, Zero protocol's in-band rotation): at any moment the server holds
+    the *previous* key (still accepted until it expires, so clients with an older record are
+    served and handed the current record in-band), the *current* one (in the published
+    record) and the *next* one (made in advance, so it can be published ahead). Expired
+    private keys are erased by ``prune``.
+    """
 
     def __init__(self, identity: SigningKeyPair, name: str = "") -> None:
         self.identity = identity
         self.name = name
         self._ephemeral: dict[bytes, EphemeralKey] = {}
         self.current: EphemeralKey | None = None
+        self.previous: EphemeralKey | None = None
+        self.next: EphemeralKey | None = None
+        #: Where the server is reachable, once published: records name this address.
+        self.address: tuple[str, int] | None = None
+        self._record: ServerRecord | None = None
 
     @classmethod
     def generate(
@@ -159,13 +171,53 @@ class ServerKeys:
     def add_ephemeral(
         self, keypair: BoxKeyPair, expires: int, *, created: float = 0.0, exclusive: bool = False
     ) -> EphemeralKey:
+        """Install ``keypair`` as the current key (the old current one becomes previous)."""
         key = EphemeralKey(keypair, expires, created, exclusive)
         self._ephemeral[key.key_id] = key
+        if self.current is not None:
+            self.previous = self.current
         self.current = key
+        self._record = None
         return key
+
+    def rotate(
+        self, random: RandomSource, now_unix: float, *, interval: float, grace: float = 60.0
+    ) -> EphemeralKey:
+        """Previous <- current <- next <- a fresh key; call every ``interval`` seconds.
+
+        A key is made one interval before it becomes current, is current for one interval,
+        then previous (still accepted) for ``grace`` more seconds: its record's expiry.
+        Returns the new current key; erases expired ones."""
+        upcoming = self.next
+        fresh = EphemeralKey(
+            BoxKeyPair.generate(random), int(now_unix + 2 * interval + grace), now_unix, True
+        )
+        self._ephemeral[fresh.key_id] = fresh
+        self.next = fresh
+        if upcoming is None:
+            upcoming = EphemeralKey(
+                BoxKeyPair.generate(random), int(now_unix + interval + grace), now_unix, True
+            )
+            self._ephemeral[upcoming.key_id] = upcoming
+        self.previous, self.current = self.current, upcoming
+        self._record = None
+        self.prune(now_unix)
+        return upcoming
+
+    def prune(self, now_unix: float) -> None:
+        """Erase every private key past its expiry (forward secrecy)."""
+        for kid, key in list(self._ephemeral.items()):
+            if now_unix >= key.expires and key is not self.current:
+                del self._ephemeral[kid]
+                if key is self.previous:
+                    self.previous = None
 
     def remove_ephemeral(self, kid: bytes) -> None:
         self._ephemeral.pop(kid, None)
+
+    @property
+    def key_ids(self) -> list[bytes]:
+        return list(self._ephemeral)
 
     def lookup(self, kid: bytes, now_unix: float) -> EphemeralKey | None:
         """The ephemeral key a client's first packet names, if we still hold it and it is valid."""
@@ -173,6 +225,20 @@ class ServerKeys:
         if key is None or now_unix >= key.expires:
             return None
         return key
+
+    def publish(self, host: str, port: int) -> ServerRecord:
+        """Name the address records carry; returns the current record."""
+        self.address = (host, port)
+        self._record = None
+        return self.current_record()
+
+    def current_record(self) -> ServerRecord:
+        """The signed record of the current key at the published address (cached)."""
+        if self.address is None:
+            raise ValueError("the server has not published an address yet")
+        if self._record is None:
+            self._record = self.record(*self.address)
+        return self._record
 
     def record(self, host: str, port: int) -> ServerRecord:
         """The signed record for the current ephemeral key at ``host``:``port``."""

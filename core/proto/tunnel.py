@@ -22,6 +22,7 @@ from . import events
 from .congestion import Pacer, create_congestion_control
 from .connection import Connection
 from .crypto import (
+    BoxKeyPair,
     DirectionKey,
     SigningKeyPair,
     auth_binding,
@@ -49,6 +50,7 @@ from .frames import (
     MaxConnData,
     MaxConns,
     MaxData,
+    NewRecord,
     PathChallenge,
     PathResponse,
     Ping,
@@ -68,6 +70,7 @@ from .frames import (
 from .packet import Header, build_header
 from .puzzle import solve
 from .rangeset import RangeSet
+from .records import RecordError, ServerRecord
 from .recovery import LossRecovery, SentPacket
 from .replay import ReplayWindow
 
@@ -143,6 +146,10 @@ class Tunnel:
         self._diversifier: bytes | None = None
         self._peer_has_diversifier = is_client
         self.identity: bytes | None = None  # client: the server's identity key
+        self._client_keypair: BoxKeyPair | None = None  # client, until the server answers
+        self._restarts = 0  # client: first flights redone for a server's newer record
+        #: The id of the server ephemeral key this tunnel was opened with.
+        self.server_key_id: bytes | None = None
         self._auth_binding = b""  # secret to both ends: what user authenticators sign
 
         # Acknowledgements of what we receive.
@@ -251,12 +258,15 @@ class Tunnel:
         key_section: bytes,
         identity: bytes,
         client_time_ms: int,
+        keypair: BoxKeyPair | None = None,
     ) -> Tunnel:
         tunnel = cls(
             endpoint, is_client=True, tid=tid, peer=peer, now=now, send_key=send_key,
             recv_key=None,
         )
         tunnel._shared = shared
+        tunnel._client_keypair = keypair
+        tunnel.server_key_id = key_section[C.PUBLIC_KEY_SIZE :]
         tunnel._auth_binding = auth_binding(shared)
         tunnel._key_section = key_section
         tunnel.identity = identity
@@ -293,6 +303,7 @@ class Tunnel:
             recv_key=later_key,
         )
         tunnel._early_recv_key = recv_key
+        tunnel.server_key_id = key_section[C.PUBLIC_KEY_SIZE :]
         tunnel._auth_binding = auth_binding(shared)
         tunnel._diversifier = diversifier
         tunnel._key_section = key_section
@@ -328,9 +339,7 @@ class Tunnel:
             if not self.is_client or self.identity is None:
                 raise LocalProtocolError("only a client authenticates as a user")
             conn.user = user.public
-            conn.auth_signature = user.sign(
-                auth_message(self._auth_binding, self.identity, cid, encoded)
-            )
+            conn.user_key = user  # signs when the Create goes out (the binding may change)
         self.connections[cid] = conn
         self._mark_ready(conn)
         return cid
@@ -457,6 +466,9 @@ class Tunnel:
         if header.puzzle is not None and not header.from_client:
             self._on_puzzle(header.puzzle)
             return
+        if header.record is not None:
+            self._on_stale_key(header.record)
+            return
         if not self._replay.check(nonce):
             self._drop("replay")
             return
@@ -501,6 +513,7 @@ class Tunnel:
             self._first_later_pn = self._next_pn
             self._shared = None
             self._key_section = None
+            self._client_keypair = None
         self.on_authenticated(nonce, plaintext, len(data), addr, now)
 
     def receive_plain(self, data: bytes, tid: int, nonce: int, addr: Any, now: float) -> None:
@@ -907,6 +920,8 @@ class Tunnel:
                 # locations cannot be linked (DESIGN §8).
                 self._rekey_wanted = True
                 self._maybe_rekey(now)
+        elif kind is NewRecord:
+            self._on_new_record(frame.record)
         elif kind is RekeyNow:
             if not self.is_client:
                 raise RemoteProtocolError("a client sent RekeyNow", C.ERR_PROTOCOL)
@@ -932,6 +947,55 @@ class Tunnel:
         self._puzzle_answer = answer
         # The server kept nothing of our first flight: send it again, with the answer.
         self._requeue(self.recovery.drop_all())
+        self._hello_pending = True
+        self.endpoint._touch(self)
+
+    def send_record(self, record: ServerRecord) -> None:
+        """Server: hand the client our current record in-band (it used an older key)."""
+        self._control.append(NewRecord(record.to_bytes()))
+
+    def _verified_record(self, raw: bytes) -> ServerRecord | None:
+        try:
+            record = ServerRecord.from_bytes(raw)
+            record.verify(self.endpoint.wall_time(self._last_received), identity=self.identity)
+        except RecordError:
+            self._drop("bad_record")
+            return None
+        return record
+
+    def _on_new_record(self, raw: bytes) -> None:
+        if not self.is_client:
+            raise RemoteProtocolError("a client sent a record", C.ERR_PROTOCOL)
+        record = self._verified_record(raw)
+        if record is not None:
+            self.endpoint.learn_record(record, replaces=self.server_key_id)
+            self.endpoint._events.append(events.RecordUpdated(self, record))
+
+    def _on_stale_key(self, raw: bytes) -> None:
+        """The server no longer holds the key we boxed our first flight to and sent its
+        current record instead: redo the first flight to the new key (one round trip lost,
+        nothing else)."""
+        keypair = self._client_keypair
+        if not self.is_client or self.established or keypair is None or self._restarts >= 2:
+            self._drop("record_ignored")
+            return
+        record = self._verified_record(raw)
+        if record is None or record.key_id == self._key_section[C.PUBLIC_KEY_SIZE :]:
+            return
+        self._restarts += 1
+        self.endpoint.learn_record(record, replaces=self.server_key_id)
+        shared = keypair.shared_key(record.ephemeral)
+        self._shared = shared
+        self._auth_binding = auth_binding(shared)
+        self._send_key = DirectionKey(client_to_server_key(shared), C.DIRECTION_CLIENT_TO_SERVER)
+        self._key_section = keypair.public + record.key_id
+        self.server_key_id = record.key_id
+        self.peer = record.address
+        self.endpoint._events.append(events.RecordUpdated(self, record))
+        self._requeue(self.recovery.drop_all())
+        for conn in self.connections.values():
+            if conn.user_key is not None:
+                conn.auth_signature = b""  # signed again for the new tunnel binding
         self._hello_pending = True
         self.endpoint._touch(self)
 
@@ -1403,6 +1467,11 @@ class Tunnel:
                 return 0, False  # over the peer's connection limit: MaxConns will wake us
             if not self.established and not (conn.retry_safe or conn.early_limit):
                 return 0, False  # not retry-safe: wait for the server's answer (no 0-RTT)
+            if conn.user_key is not None and not conn.auth_signature:
+                conn.auth_signature = conn.user_key.sign(
+                    auth_message(self._auth_binding, self.identity or b"", cid,
+                                 conn.service.encode())
+                )
             encoded = encode_frame(
                 Create(cid, conn.service.encode(), conn.retry_safe, conn.user or b"",
                        conn.auth_signature)

@@ -124,10 +124,12 @@ def test_misplaced_puzzle_sections_are_dropped() -> None:
     # From a client, a puzzle answer only comes with the key section.
     raw = struct.pack(">QQ", TID | C.FLAG_PUZZLE, 1) + bytes(64)
     assert parse_header(raw) == "puzzle_without_key"
-    # From a server, a puzzle never comes with a diversifier...
+    # From a server, KEY+PUZZLE is a stale-key answer: the rest is its record (no box)...
     raw = struct.pack(">QQ", TID | C.FLAG_PUZZLE | C.FLAG_KEY, 2) + bytes(64)
-    assert parse_header(raw) == "puzzle_with_key"
-    # ...and the packet is exactly header + puzzle section (no box).
+    header = parse_header(raw)
+    assert header.record == bytes(64) and header.puzzle is None
+    assert parse_header(raw + bytes(C.MAX_RECORD_SIZE)) == "bad_record_size"
+    # ...and a puzzle packet is exactly header + puzzle section (no box).
     puzzle = build_header(TID, 0, puzzle=PUZZLE)
     assert parse_header(puzzle + b"\x00") == "bad_puzzle_size"
     assert parse_header(puzzle[:-1]) == "bad_puzzle_size"
