@@ -169,6 +169,22 @@ async def echo_handler(conn: Connection) -> None:
         await conn.drain()
 
 
+async def tunnel_info_handler(conn: Connection) -> None:
+    """Read one request line, answer the server's view of the tunnel as one JSON line.
+
+    ``packets_received`` is how many packets the server had from this client when the request
+    was readable: 1 means the request rode in the tunnel's first packet (0-RTT)."""
+    request = await conn.readline()
+    stats = conn.stats
+    info = {
+        "request": request.decode(errors="replace").strip(),
+        "packets_received": stats["packets_received"],
+        "early_data_accepted": conn.get_extra_info("early_data_accepted"),
+        "client": list(conn.peer)[:2],
+    }
+    conn.write(json.dumps(info).encode() + b"\n")
+
+
 def forward_handler(host: str, port: int) -> Any:
     """A handler piping each connection to a new TCP connection to ``host``:``port``."""
 
@@ -242,6 +258,8 @@ async def _serve_main(args: argparse.Namespace) -> int:
         handler = echo_handler
         kind = "echo"
     services = {name: handler for name in (args.service or ["echo"])}
+    if args.tunnel_info:
+        services["tunnel-info"] = tunnel_info_handler
 
     def publish(record: ServerRecord) -> None:
         if args.record_file:
@@ -426,6 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--forward",
         metavar="HOST:PORT",
         help="pipe each connection to a new TCP connection to HOST:PORT",
+    )
+    p.add_argument(
+        "--tunnel-info",
+        action="store_true",
+        help="also serve 'tunnel-info': answers a request line with the server's view of the "
+        "tunnel as JSON (e.g. how many packets carried the request)",
     )
     p.add_argument(
         "-r",
