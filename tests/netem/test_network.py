@@ -1,0 +1,106 @@
+"""The emulated network for TCP peers: namespaces joined by TUN devices and the link model.
+
+Needs root, /dev/net/tun and `ip netns`; without them every test here is skipped with the
+reason. Sockets are made inside the namespaces from this process (a socket keeps the namespace
+it was made in), so no child process but the forwarder is involved.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pytest
+
+from minimalt.testing.link import LinkConfig
+from tests.aio.leaks import no_leaked_resources  # noqa: F401  (autouse fixture)
+from tests.netem.network import SERVER_IP, EmulatedNetwork, unavailable
+
+REASON = unavailable()
+pytestmark = [
+    pytest.mark.network,
+    pytest.mark.skipif(REASON is not None, reason=f"emulated network: {REASON}"),
+]
+
+
+@pytest.fixture
+def network():
+    with EmulatedNetwork(LinkConfig(delay=0.02), seed=3) as net:
+        yield net
+    assert not any(name in os.listdir("/var/run/netns") for name in net.namespaces.values())
+
+
+def tcp_pair(net: EmulatedNetwork) -> tuple[socket.socket, socket.socket, float]:
+    """(client, server-side) sockets across the link, and how long connect() took."""
+    with net.inside("server"):
+        listener = socket.create_server((SERVER_IP, 0))
+    with net.inside("client"):
+        client = socket.socket()
+    client.settimeout(10)
+    listener.settimeout(10)
+    try:
+        started = time.monotonic()
+        client.connect((SERVER_IP, listener.getsockname()[1]))
+        took = time.monotonic() - started
+        accepted, _ = listener.accept()
+    finally:
+        listener.close()
+    accepted.settimeout(10)
+    return client, accepted, took
+
+
+def test_tcp_handshake_pays_the_round_trip(network):
+    client, server, took = tcp_pair(network)
+    with client, server:
+        assert took >= 0.04  # SYN and SYN-ACK each crossed the 20 ms link
+        started = time.monotonic()
+        client.sendall(b"ping")
+        assert server.recv(4) == b"ping"
+        server.sendall(b"pong")
+        assert client.recv(4) == b"pong"
+        assert time.monotonic() - started >= 0.04
+
+
+def test_link_changes_apply_to_every_packet(network):
+    network.reconfigure(LinkConfig(delay=0.001, rate=2e6, queue=32 << 10))
+    client, server, took = tcp_pair(network)
+    with client, server:
+        assert took < 0.04
+        payload = os.urandom(256 << 10)
+        started = time.monotonic()
+        client.sendall(payload)
+        received = bytearray()
+        while len(received) < len(payload):
+            chunk = server.recv(65536)
+            assert chunk
+            received += chunk
+        elapsed = time.monotonic() - started
+    assert bytes(received) == payload
+    assert elapsed >= len(payload) * 8 / 2e6 * 0.95  # the 2 Mbit/s limit held
+    stats = network.stats()
+    assert stats["c2s"]["delivered_bytes"] > len(payload)
+
+
+def test_loss_on_the_link_is_recovered_by_tcp(network):
+    network.reconfigure(LinkConfig(delay=0.002, loss=0.05))
+    client, server, _ = tcp_pair(network)
+    with client, server:
+        payload = os.urandom(128 << 10)
+        client.sendall(payload)
+        received = bytearray()
+        while len(received) < len(payload):
+            chunk = server.recv(65536)
+            assert chunk
+            received += chunk
+    assert bytes(received) == payload
+    assert network.stats()["c2s"]["lost"] > 0
+
+
+def test_close_removes_the_namespaces():
+    net = EmulatedNetwork().start()
+    names = list(net.namespaces.values())
+    assert all(name in os.listdir("/var/run/netns") for name in names)
+    net.close()
+    net.close()  # idempotent
+    assert not any(name in os.listdir("/var/run/netns") for name in names)
