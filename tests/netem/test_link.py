@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-
 from minimalt.testing.link import (
     Blackhole,
     GilbertElliott,
@@ -19,6 +18,7 @@ from minimalt.testing.link import (
     main,
     precise_loop,
 )
+
 from tests.aio.leaks import no_leaked_resources  # noqa: F401  (autouse fixture)
 
 # --- the model, on made-up times ----------------------------------------------------------------
