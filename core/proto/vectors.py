@@ -50,6 +50,7 @@ from .frames import (
     MaxConnData,
     MaxConns,
     MaxData,
+    NewRecord,
     Padding,
     PathChallenge,
     PathResponse,
@@ -73,6 +74,12 @@ SERVER_IDENTITY_SEED = bytes(range(0x40, 0x60))
 TID = 0x0123456789ABCDEF
 DIVERSIFIER = bytes(range(0x60, 0x70))
 USER_SEED = bytes(range(0x80, 0xA0))  # a user's Ed25519 seed, for the createAuth vector
+# The stale-key answer: a second client, holding a record of a server key the server has
+# rotated away, opens a tunnel; the server answers with its current record.
+STALE_CLIENT_SECRET = bytes(range(0xA0, 0xC0))
+STALE_TID = 0x1122334455667788
+OLD_EPHEMERAL_SECRET = bytes(range(0xC0, 0xE0))
+STALE_CLIENT_ADDR = ("198.51.100.8", 50001)
 
 UNIX_TIME = 1_700_000_000  # wall clock (Unix seconds) at the client's first packet
 MONOTONIC_START = 1024.0  # the endpoints' monotonic clock at the same instant
@@ -92,6 +99,7 @@ FRAME_CLASSES: dict[str, type] = {
     for cls in (
         Padding, Ping, Ack, Hello, HelloAck, Create, Refuse, Reset, Stream, MaxData,
         MaxConnData, MaxConns, Close, Datagram, Blocked, PathChallenge, PathResponse, RekeyNow,
+        NewRecord,
     )
 }
 
@@ -142,7 +150,7 @@ def frame_from_json(obj: dict[str, Any]) -> Frame:
         if f.name not in obj:
             continue  # a default value
         value = obj[f.name]
-        if isinstance(f.default, bytes) or f.name in ("data", "service", "reason"):
+        if str(f.type) == "bytes" or f.type is bytes:
             value = bytes.fromhex(value)
         elif f.name == "ranges":
             value = tuple((first, last) for first, last in value)
@@ -157,6 +165,13 @@ def _hex_tid(tid: int) -> str:
 # --- generation --------------------------------------------------------------------------------
 
 
+def _old_record() -> ServerRecord:
+    """A record of the same server for an ephemeral key it no longer holds."""
+    old = ServerKeys(SigningKeyPair(SERVER_IDENTITY_SEED), SERVER_NAME)
+    old.add_ephemeral(BoxKeyPair(OLD_EPHEMERAL_SECRET), RECORD_EXPIRES)
+    return old.record(*SERVER_ADDR)
+
+
 def _keys() -> tuple[ServerKeys, ServerRecord]:
     keys = ServerKeys(SigningKeyPair(SERVER_IDENTITY_SEED), SERVER_NAME)
     # Made by this server and never shared: its replay cache vouches for every first packet
@@ -164,7 +179,7 @@ def _keys() -> tuple[ServerKeys, ServerRecord]:
     keys.add_ephemeral(
         BoxKeyPair(SERVER_EPHEMERAL_SECRET), RECORD_EXPIRES, created=UNIX_TIME, exclusive=True
     )
-    return keys, keys.record(*SERVER_ADDR)
+    return keys, keys.publish(*SERVER_ADDR)
 
 
 def _config() -> EndpointConfig:
@@ -333,7 +348,18 @@ def generate() -> dict[str, Any]:
     if server_tunnel.tid != new_tid:
         raise AssertionError("the server did not follow the client to its next TID")
 
-    if not (client_random.exhausted and server_random.exhausted):
+    # 6. A stale-key answer: a first packet boxed to a key the server no longer holds gets the
+    # server's current signed record back, in clear, instead of a tunnel.
+    stale_random = ScriptedRandom(STALE_CLIENT_SECRET, STALE_TID.to_bytes(8, "big"))
+    stale_client = Endpoint(_config(), random=stale_random, wall_offset=wall_offset)
+    stale_tunnel = stale_client.connect(_old_record(), now)
+    stale_tunnel.send(stale_tunnel.open_connection(SERVICE, retry_safe=True), REQUEST)
+    stale_first = _one(stale_client.datagrams_to_send(now), SERVER_ADDR)
+    now += ONE_WAY
+    server.receive_datagram(stale_first, STALE_CLIENT_ADDR, now)
+    stale_answer = _one(server.datagrams_to_send(now), STALE_CLIENT_ADDR)
+
+    if not (client_random.exhausted and server_random.exhausted and stale_random.exhausted):
         raise AssertionError("a scripted random draw was not used")
 
     early_inputs = {"key": "c2s_early"}
@@ -389,8 +415,32 @@ def generate() -> dict[str, Any]:
             "user_public": SigningKeyPair(USER_SEED).public.hex(),
         },
         "packets": packets,
+        "stale_key_answer": _stale_key_vector(stale_answer, stale_first),
         "record": _record_vector(keys, record),
-        "frames": _frame_vectors(auth_binding(shared), record.identity),
+        "frames": _frame_vectors(auth_binding(shared), record),
+    }
+
+
+def _stale_key_vector(answer: bytes, first: bytes) -> dict[str, Any]:
+    header = parse_header(answer)
+    if not isinstance(header, Header) or header.record is None:
+        raise AssertionError(f"the stale-key answer does not parse as a record packet: {header}")
+    asked = parse_header(first)
+    assert isinstance(asked, Header) and asked.key_id is not None
+    return {
+        "description": "the answer to a first packet boxed to a key the server no longer "
+        "holds: its record",
+        "inputs": {
+            "tid": _hex_tid(header.tid),
+            "stale_key_id": asked.key_id.hex(),
+            "first_packet_size": len(first),
+        },
+        "outputs": {
+            "header": answer[: C.HEADER_SIZE].hex(),
+            "record": header.record.hex(),
+            "packet": answer.hex(),
+            "packet_size": len(answer),
+        },
     }
 
 
@@ -418,11 +468,11 @@ def _record_vector(keys: ServerKeys, record: ServerRecord) -> dict[str, Any]:
     }
 
 
-def _frame_vectors(binding: bytes, server_identity: bytes) -> list[dict[str, Any]]:
+def _frame_vectors(binding: bytes, record: ServerRecord) -> list[dict[str, Any]]:
     """One encoding of every frame type, with varints of several lengths; the authenticated
     CREATE is signed by the user key for the vector tunnel (``binding``) and server."""
     user = SigningKeyPair(USER_SEED)
-    signature = user.sign(auth_message(binding, server_identity, 3, b"echo"))
+    signature = user.sign(auth_message(binding, record.identity, 3, b"echo"))
     examples: list[Frame] = [
         Padding(3),
         Ping(),
@@ -444,6 +494,7 @@ def _frame_vectors(binding: bytes, server_identity: bytes) -> list[dict[str, Any
         PathChallenge(bytes.fromhex("0123456789abcdef")),
         PathResponse(bytes.fromhex("0123456789abcdef")),
         RekeyNow(),
+        NewRecord(record.to_bytes()),
     ]
     out = []
     for frame in examples:
@@ -493,6 +544,14 @@ def to_markdown(vectors: dict[str, Any]) -> str:
             lines.append(f"| {name} | `{out[name]}` |")
         lines += ["", "Payload (plaintext frames):", "", "```", _wrap(out["payload"]), "```"]
         lines += ["", "Packet:", "", "```", _wrap(out["packet"]), "```", ""]
+    stale = vectors["stale_key_answer"]
+    lines += ["### Packet: `stale_key_answer`", "", stale["description"] + ".", ""]
+    lines += ["| input | value |", "|---|---|"]
+    lines += [f"| {k} | `{v}` |" for k, v in stale["inputs"].items()]
+    lines += ["", "| output | value |", "|---|---|"]
+    lines += [f"| {k} | `{stale['outputs'][k]}` |" for k in ("header", "packet_size")]
+    lines += ["", "The record is the server record below (binary form). Packet:", ""]
+    lines += ["```", _wrap(stale["outputs"]["packet"]), "```", ""]
     rec = vectors["record"]
     lines += ["### Server record", "", "| input | value |", "|---|---|"]
     lines += [f"| {k} | `{v}` |" for k, v in rec["inputs"].items()]

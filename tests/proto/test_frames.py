@@ -20,6 +20,7 @@ from minimalt.proto.frames import (
     MaxConnData,
     MaxConns,
     MaxData,
+    NewRecord,
     Padding,
     PathChallenge,
     PathResponse,
@@ -146,6 +147,7 @@ FRAMES = st.one_of(
     st.builds(PathChallenge, st.binary(min_size=C.PATH_DATA_SIZE, max_size=C.PATH_DATA_SIZE)),
     st.builds(PathResponse, st.binary(min_size=C.PATH_DATA_SIZE, max_size=C.PATH_DATA_SIZE)),
     st.builds(RekeyNow),
+    st.builds(NewRecord, st.binary(max_size=C.MAX_RECORD_SIZE)),
 )
 
 
@@ -194,6 +196,7 @@ FRAME_TYPES = [
     (PathChallenge(bytes(8)), C.FRAME_PATH_CHALLENGE),
     (PathResponse(bytes(8)), C.FRAME_PATH_RESPONSE),
     (RekeyNow(), C.FRAME_REKEY_NOW),
+    (NewRecord(b"MLTR"), C.FRAME_NEW_RECORD),
 ]
 
 
@@ -304,6 +307,8 @@ def test_string_limits() -> None:
         decode_frames(encode_frame(Refuse(1, 0, bytes(C.MAX_REASON_SIZE + 1))))
     with pytest.raises(FrameEncodingError, match="exceeds the limit"):
         decode_frames(encode_frame(Datagram(1, bytes(C.MAX_DATAGRAM_SIZE + 1))))
+    with pytest.raises(FrameEncodingError, match="exceeds the limit"):
+        decode_frames(encode_frame(NewRecord(bytes(C.MAX_RECORD_SIZE + 1))))
 
 
 def test_stream_past_the_largest_offset_is_malformed() -> None:
@@ -317,7 +322,7 @@ KNOWN_TYPES = {value for name, value in vars(C).items() if name.startswith("FRAM
 
 
 def test_unknown_frame_types_are_malformed() -> None:
-    assert len(KNOWN_TYPES) >= 19
+    assert len(KNOWN_TYPES) >= 20
     for ftype in sorted(set(range(256)) - KNOWN_TYPES):
         with pytest.raises(FrameEncodingError, match="unknown frame type"):
             decode_frames(b"\x01" + bytes((ftype,)) + bytes(8))

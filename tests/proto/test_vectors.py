@@ -191,3 +191,18 @@ def test_rekeyed_packet_uses_the_next_tid_and_evolved_key() -> None:
     assert vec["inputs"]["key"] == "c2s_next"
     # Nonces keep increasing across the rekey: never reused under any key.
     assert vec["inputs"]["nonce"] > PACKETS["data_packet"]["inputs"]["nonce"]
+
+
+def test_stale_key_answer_is_the_current_record_in_clear() -> None:
+    vec = COMMITTED["stale_key_answer"]
+    packet = H(vec["outputs"]["packet"])
+    header = parse_header(packet)
+    assert isinstance(header, Header)
+    assert header.flags == C.FLAG_KEY | C.FLAG_PUZZLE and header.nonce == 0
+    assert header.tid == int(vec["inputs"]["tid"], 16)
+    record = H(COMMITTED["record"]["outputs"]["binary"])
+    assert header.record == H(vec["outputs"]["record"]) == record
+    assert packet == build_header(header.tid, 0, record=header.record)
+    assert ServerRecord.from_bytes(header.record).key_id.hex() != vec["inputs"]["stale_key_id"]
+    # Amplification: the stateless answer is smaller than the first packet it answers.
+    assert vec["outputs"]["packet_size"] < vec["inputs"]["first_packet_size"]
