@@ -263,6 +263,11 @@ class Endpoint:
             tunnel.send_record(self.server_keys.current_record())
         tunnel._source = source
         self._per_source[source] = self._per_source.get(source, 0) + 1
+        if hello.version != C.PROTOCOL_VERSION:
+            # Tell the client clearly, before acting on anything else it sent.
+            self._count("unsupported_version")
+            tunnel.refuse_version(hello.version)
+            return tunnel
         tunnel.on_authenticated(header.nonce, plaintext, len(data), addr, now)
         return tunnel
 

@@ -14,6 +14,7 @@ form is ``mlt1:`` followed by the binary form in unpadded URL-safe base64.
 from __future__ import annotations
 
 import base64
+import re
 import struct
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from .crypto import BoxKeyPair, RandomSource, SigningKeyPair, key_id, verify_sig
 
 RECORD_MAGIC = b"MLTR"
 TEXT_PREFIX = "mlt1:"
+_URLSAFE = re.compile(r"[A-Za-z0-9_-]*")
 SIGNATURE_SIZE = 64
 _TAIL = struct.Struct(">H32s32sQ")
 
@@ -99,6 +101,8 @@ class ServerRecord:
         if not text.startswith(TEXT_PREFIX):
             raise RecordError(f"a record's text form starts with {TEXT_PREFIX!r}")
         body = text[len(TEXT_PREFIX) :]
+        if not _URLSAFE.fullmatch(body):
+            raise RecordError("record text is not base64url (unpadded, URL-safe alphabet)")
         try:
             raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
         except ValueError as exc:

@@ -950,6 +950,12 @@ class Tunnel:
         self._hello_pending = True
         self.endpoint._touch(self)
 
+    def refuse_version(self, version: int) -> None:
+        """Server: the first packet speaks another protocol version; close with PROTOCOL."""
+        self._protocol_error(
+            RemoteProtocolError(f"unsupported protocol version {version}", C.ERR_PROTOCOL)
+        )
+
     def send_record(self, record: ServerRecord) -> None:
         """Server: hand the client our current record in-band (it used an older key)."""
         self._control.append(NewRecord(record.to_bytes()))

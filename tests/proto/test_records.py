@@ -237,11 +237,6 @@ def test_text_with_characters_outside_the_alphabet_is_rejected() -> None:
         ServerRecord.from_text(corrupted)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="from_text passes altchars='-_' to b64decode, which still accepts '+' and '/': one "
-    "record has several texts (protocol.md §13.2: base64url only)",
-)
 def test_text_with_the_standard_base64_alphabet_is_rejected() -> None:
     text = _record().to_text()
     assert "-" in text or "_" in text, "pick another record: this one has no URL-safe characters"

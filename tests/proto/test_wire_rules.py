@@ -335,11 +335,6 @@ def test_server_initiated_connections_respect_the_clients_connection_limit() -> 
     assert closed == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the HELLO version is not checked since the anti-replay rework (endpoint._first_hello "
-    "takes any version): protocol.md §6.4 says close with PROTOCOL",
-)
 def test_first_packet_with_another_version_is_not_served() -> None:
     client = HandClient()
     hello = Hello(C.PROTOCOL_VERSION + 1, int(UNIX * 1000))
