@@ -168,6 +168,7 @@ class Tunnel:
         )
         self.pacer = Pacer(config.max_datagram_size) if config.pacing else None
         self._pacer_wake: float | None = None
+        self._app_limited = False
         self._probes = 0
 
         # Connections.
@@ -1311,6 +1312,11 @@ class Tunnel:
             if packet is None:
                 break
             out.append((packet, peer))
+        # RFC 9002 §7.8: no window growth while the application leaves the window unused.
+        congestion = self.recovery.congestion
+        congestion.on_app_limited(
+            self._app_limited and self.recovery.bytes_in_flight < congestion.cwnd // 2
+        )
         return out
 
     def _header(self) -> bytes:
@@ -1353,6 +1359,7 @@ class Tunnel:
         probe = self._probes > 0
         # May we send ack-eliciting content now? Congestion window, then pacing.
         can_send = probe or recovery.can_send(mds)
+        self._app_limited = False  # stays False if cwnd or the pacer stops us
         if can_send and not probe and self.pacer is not None:
             wake = self.pacer.next_send_time(now)
             if wake is not None and wake > now:
@@ -1384,6 +1391,7 @@ class Tunnel:
             self._ack_deadline = None
             self._ack_immediately = False
         elif not eliciting:
+            self._app_limited = can_send  # we could have sent, but had nothing to send
             return None
         if self._key_section is not None and self.is_client and eliciting:
             # Packets carrying the client key are padded so that the server may answer them
