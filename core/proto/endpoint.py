@@ -23,6 +23,7 @@ from .crypto import (
     RandomSource,
     client_to_server_key,
     is_canonical_public_key,
+    key_id,
 )
 from .errors import LocalProtocolError
 from .antireplay import ReplayCache, early_data_verdict
@@ -35,6 +36,9 @@ from .records import RecordError, ServerKeys, ServerRecord
 from .tunnel import OPEN, Tunnel
 
 _HEADER = struct.Struct(">QQ")
+# The X25519 base point: a public key no server holds, so a first packet boxed to it is
+# answered with the server's record (see connect_bootstrap).
+_PLACEHOLDER_KEY = (9).to_bytes(32, "little")
 _MIN_PACKET = C.HEADER_SIZE + C.BOX_TAG_SIZE
 
 
@@ -120,10 +124,25 @@ class Endpoint:
                 and tunnel.peer == peer
             ):
                 return tunnel
+        return self._open(record.identity, record.ephemeral, peer, now)
+
+    def connect_bootstrap(self, identity: bytes, addr: Any, now: float) -> Tunnel:
+        """A tunnel to a server known only by its long-term identity and address (a
+        directory's first contact): the first flight is boxed to a placeholder key, the server
+        answers with its signed current record, and the tunnel redoes its first flight to it.
+        One round trip more than ``connect``; data written meanwhile is kept and sent then."""
+        for tunnel in self.tunnels.values():
+            if tunnel.is_client and tunnel.state == OPEN and tunnel.identity == identity and (
+                tunnel.peer == addr
+            ):
+                return tunnel
+        return self._open(identity, _PLACEHOLDER_KEY, addr, now)
+
+    def _open(self, identity: bytes, server_key: bytes, peer: Any, now: float) -> Tunnel:
         keypair = BoxKeyPair.generate(self.random)
-        shared = keypair.shared_key(record.ephemeral)
+        shared = keypair.shared_key(server_key)
         tid = self._new_tid()
-        skew = self._clock_skew_ms.get(record.identity, 0)
+        skew = self._clock_skew_ms.get(identity, 0)
         tunnel = Tunnel.new_client(
             self,
             tid=tid,
@@ -131,8 +150,8 @@ class Endpoint:
             now=now,
             send_key=DirectionKey(client_to_server_key(shared), C.DIRECTION_CLIENT_TO_SERVER),
             shared=shared,
-            key_section=keypair.public + record.key_id,
-            identity=record.identity,
+            key_section=keypair.public + key_id(server_key),
+            identity=identity,
             keypair=keypair,
             client_time_ms=int(self.wall_time(now) * 1000) + skew,
         )

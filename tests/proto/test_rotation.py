@@ -107,3 +107,22 @@ def test_clients_connecting_across_three_rotations_never_fail():
     assert rotations >= 3
     assert len(results) >= 60 and max(results) <= 0.2 + 1e-9  # at worst one extra round trip
     assert all(not app.of(E.TunnelClosed) or app.of(E.TunnelClosed)[0].code == 0 for app in apps)
+
+
+def test_bootstrap_by_identity_costs_one_round_trip_then_runs_as_usual():
+    sim, server, client, keys, server_app, client_app = _rotating_pair()
+    start = sim.now
+    tunnel = client.connect_bootstrap(keys.identity.public, SERVER, sim.now)
+    cid = tunnel.open_connection("echo", retry_safe=True)
+    tunnel.send(cid, b"lookup", end_stream=True)
+    assert sim.run(lambda: cid in client_app.ended, timeout=5)
+    assert bytes(client_app.data[cid]) == b"lookup"
+    assert client_app.first_data_at[cid] - start == pytest.approx(0.2, abs=1e-9)
+    assert client_app.of(E.RecordUpdated)[0].record == keys.current_record()
+    # A bootstrap to the wrong identity never completes: the record does not verify.
+    other = client.connect_bootstrap(bytes(32), ("10.0.0.1", 4000), sim.now)
+    assert other is not tunnel
+    cid2 = other.open_connection("echo", retry_safe=True)
+    other.send(cid2, b"x")
+    sim.run(timeout=3)
+    assert not other.established and client.drops.get("bad_record", 0) >= 1
