@@ -1,0 +1,439 @@
+'use strict';
+/**
+ * `Socket`: one minimalt connection as a `Duplex`, shaped like `net.Socket`.
+ *
+ * Events and their order are net's: 'connect' then 'ready' (client side), 'data', 'end'
+ * (with `allowHalfOpen` false our side ends too), 'finish', 'timeout', 'drain', 'error'
+ * then 'close' (with `hadError`). Plus 'datagram' (buf) for the connection's unreliable
+ * message channel, see `sendDatagram()`.
+ *
+ * Credit (docs/bridge.md): a chunk passed to `_write` goes to the bridge as far as the
+ * child's credit allows; its callback (and so 'drain') waits for the child to grant more,
+ * which it does as the minimalt connection drains. The other way, the child sends only what
+ * we granted, and we grant as the stream is read: a reader that stops reading stops the
+ * remote writer, with bounded memory in Node, in the child and in between.
+ *
+ * 'connect' means the connection is open for writing: the record verified, the tunnel's
+ * first flight on its way (0-RTT). A server that refuses the service, or never answers, is
+ * reported afterwards as an 'error' (ECONNREFUSED, ETIMEDOUT), as for TLS early data.
+ */
+
+const { Duplex } = require('node:stream');
+const net = require('node:net');
+const { getBridge, asBuffer } = require('./bridge');
+const { makeError, errorFromFrame, invalidArg } = require('./errors');
+
+const kAccepted = Symbol('minimalt.accepted');
+
+function family(address) {
+  return net.isIPv6(address) ? 'IPv6' : 'IPv4';
+}
+
+class Socket extends Duplex {
+  /**
+   * @param {object} [options]
+   * @param {boolean} [options.allowHalfOpen=false] keep our side open after the peer's end
+   * @param {number} [options.readableHighWaterMark]
+   * @param {number} [options.writableHighWaterMark]
+   */
+  constructor(options = {}) {
+    super({
+      allowHalfOpen: Boolean(options.allowHalfOpen),
+      readableHighWaterMark: options.readableHighWaterMark,
+      writableHighWaterMark: options.writableHighWaterMark,
+      highWaterMark: options.highWaterMark,
+      emitClose: false, // 'close' is emitted with hadError, as net does
+      autoDestroy: true,
+      decodeStrings: true,
+    });
+    /** True from connect() until 'connect'. */
+    this.connecting = false;
+    /** True until the connection is open (net's meaning). */
+    this.pending = true;
+    this.remoteAddress = undefined;
+    this.remotePort = undefined;
+    this.remoteFamily = undefined;
+    this.localAddress = undefined;
+    this.localPort = undefined;
+    this.localFamily = undefined;
+    /** The service this connection is for. */
+    this.service = undefined;
+    /** The net.Server-like server that accepted it (server side). */
+    this.server = null;
+    /** Bytes received. */
+    this.bytesRead = 0;
+    this._bytesSent = 0;
+    this._bridge = null;
+    this._h = null;
+    this._sendCredit = 0;
+    this._pendingWrite = null;
+    this._finalCallback = null;
+    this._received = 0;
+    this._granted = 0;
+    this._window = 0;
+    this._remoteEnded = false;
+    this._remoteDone = false; // the child reported error or closed: nothing more to send it
+    this._resetOnDestroy = false;
+    this._timeoutMs = 0;
+    this._timer = null;
+    this._wantDatagrams = false;
+    this._onTimeout = () => this.emit('timeout');
+    this.on('newListener', (event) => {
+      if (event === 'datagram') this._subscribeDatagrams();
+    });
+    const accepted = options[kAccepted];
+    if (accepted) this._adopt(accepted.bridge, accepted.frame);
+  }
+
+  // --- opening ---------------------------------------------------------------------------------
+
+  /**
+   * Open a connection (see `connect()` in index.js for the options).
+   * @returns {this}
+   */
+  connect(options, connectListener) {
+    if (options === null || typeof options !== 'object') throw invalidArg('options', 'of type object', options);
+    const { record, service } = options;
+    if (typeof record !== 'string' && !(record instanceof Uint8Array)) {
+      throw invalidArg('options.record', "a server record (the 'mlt1:' text, its bytes, or a record file path)", record);
+    }
+    if (typeof service !== 'string' || service.length === 0) {
+      throw invalidArg('options.service', 'a non-empty string', service);
+    }
+    if (this._bridge !== null || this.destroyed) {
+      throw makeError('ERR_SOCKET_CONNECTION_IN_PROGRESS', 'a minimalt Socket connects once; create a new one');
+    }
+    if (typeof connectListener === 'function') this.once('connect', connectListener);
+    if (options.timeout) this.setTimeout(options.timeout);
+    this.connecting = true;
+    this.service = service;
+    const bridge = getBridge();
+    this._bridge = bridge;
+    bridge.attach(this);
+    bridge.ready.then(
+      () => this._open(bridge, options),
+      (error) => this.destroy(error),
+    );
+    return this;
+  }
+
+  _open(bridge, options) {
+    if (this.destroyed) return;
+    this._h = bridge.allocHandle();
+    bridge.register(this._h, this);
+    this._initCredit(bridge);
+    const frame = {
+      t: 'connect',
+      h: this._h,
+      record: typeof options.record === 'string' ? options.record : Buffer.from(options.record),
+      service: options.service,
+      retrySafe: Boolean(options.retrySafe),
+    };
+    if (options.connectTimeout !== undefined) frame.timeout = options.connectTimeout / 1000;
+    if (options.identity !== undefined) frame.identity = options.identity;
+    bridge.request(frame).then(
+      (info) => this._onConnect(info),
+      (error) => this.destroy(Object.assign(error, { syscall: 'connect', service: options.service })),
+    );
+    if (this._wantDatagrams) bridge.send({ t: 'dgram-on', h: this._h });
+    this._flushWrite();
+    this._maybeFinal();
+  }
+
+  _onConnect(info) {
+    if (this.destroyed) return;
+    this.connecting = false;
+    this.pending = false;
+    this._setAddresses(info.remote, info.local);
+    this.emit('connect');
+    this.emit('ready');
+  }
+
+  /** An accepted connection: the handle exists already. */
+  _adopt(bridge, frame) {
+    this._bridge = bridge;
+    bridge.attach(this);
+    this._h = frame.c;
+    bridge.register(this._h, this);
+    this._initCredit(bridge);
+    this.service = frame.service;
+    this.pending = false;
+    this._setAddresses(frame.remote, frame.local);
+  }
+
+  _setAddresses(remote, local) {
+    if (Array.isArray(remote)) {
+      this.remoteAddress = remote[0];
+      this.remotePort = remote[1];
+      this.remoteFamily = family(remote[0]);
+    }
+    if (Array.isArray(local)) {
+      this.localAddress = local[0];
+      this.localPort = local[1];
+      this.localFamily = family(local[0]);
+    }
+  }
+
+  _initCredit(bridge) {
+    this._sendCredit = bridge.peerWindow;
+    // The window must exceed twice the readable high-water mark, or a full buffer could leave
+    // the child without credit while Readable waits for a push before calling _read again.
+    this._window = Math.max(bridge.window, 2 * this.readableHighWaterMark);
+    this._granted = bridge.window;
+    if (this._window > bridge.window) this._grant();
+  }
+
+  // --- frames from the bridge ------------------------------------------------------------------
+
+  _onFrame(frame) {
+    switch (frame.t) {
+      case 'data': {
+        if (this.destroyed) return;
+        const buf = asBuffer(frame.d);
+        this._received += buf.length;
+        this.bytesRead += buf.length;
+        this._touch();
+        this.push(buf);
+        return;
+      }
+      case 'credit':
+        this._sendCredit += frame.n;
+        this._flushWrite();
+        return;
+      case 'end':
+        this._remoteEnded = true;
+        if (!this.destroyed) this.push(null);
+        return;
+      case 'dgram':
+        if (!this.destroyed) this.emit('datagram', asBuffer(frame.d));
+        return;
+      case 'error':
+        this._remoteDone = true;
+        this.destroy(errorFromFrame(frame, { service: this.service }));
+        return;
+      case 'closed':
+        this._remoteDone = true;
+        return;
+      default:
+    }
+  }
+
+  _onBridgeError(error) {
+    this._remoteDone = true;
+    if (!this.destroyed) this.destroy(error);
+  }
+
+  // --- Duplex ----------------------------------------------------------------------------------
+
+  _read() {
+    this._grant();
+  }
+
+  /** Grant the child credit for what the application has consumed. */
+  _grant() {
+    if (this._h === null || this._remoteEnded || this._remoteDone || this.destroyed) return;
+    const limit = this._received - this.readableLength + this._window;
+    const n = limit - this._granted;
+    if (n >= this._window / 4) {
+      this._granted = limit;
+      this._bridge.send({ t: 'credit', h: this._h, n });
+    }
+  }
+
+  _write(chunk, _encoding, callback) {
+    this._pendingWrite = { chunk, offset: 0, callback };
+    this._flushWrite();
+  }
+
+  _writev(chunks, callback) {
+    const buf = chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk));
+    this._write(buf, 'buffer', callback);
+  }
+
+  /** Send as much of the pending chunk as the credit allows; its callback once all is sent. */
+  _flushWrite() {
+    const w = this._pendingWrite;
+    if (w === null || this._h === null || this._remoteDone) return;
+    const { chunk } = w;
+    const max = this._bridge.maxData;
+    if (chunk.length === 0) {
+      this._pendingWrite = null;
+      w.callback();
+      return;
+    }
+    while (w.offset < chunk.length && this._sendCredit > 0) {
+      const n = Math.min(this._sendCredit, chunk.length - w.offset, max);
+      const piece = n === chunk.length ? chunk : chunk.subarray(w.offset, w.offset + n);
+      w.offset += n;
+      this._sendCredit -= n;
+      this._bytesSent += n;
+      if (w.offset < chunk.length) {
+        this._bridge.sendData('data', this._h, piece);
+      } else {
+        // Done once the pipe has taken the last piece: the caller may then reuse the chunk.
+        this._pendingWrite = null;
+        this._touch();
+        this._bridge.sendData('data', this._h, piece, () => {
+          if (!this.destroyed) w.callback();
+        });
+      }
+    }
+  }
+
+  _final(callback) {
+    this._finalCallback = callback;
+    this._maybeFinal();
+  }
+
+  _maybeFinal() {
+    const callback = this._finalCallback;
+    if (callback === null || this._h === null) return;
+    this._finalCallback = null;
+    if (!this._remoteDone) this._bridge.send({ t: 'eof', h: this._h });
+    callback();
+  }
+
+  _destroy(error, callback) {
+    if (this._timer !== null) {
+      clearTimeout(this._timer);
+      this._timer = null;
+    }
+    const bridge = this._bridge;
+    if (bridge !== null) {
+      if (this._h !== null) {
+        if (!this._remoteDone) {
+          // close: our side ends after the data sent, unread data makes the peer reset;
+          // abort (an error, or resetAndDestroy()): the peer sees a reset at once.
+          bridge.send({ t: error || this._resetOnDestroy ? 'abort' : 'close', h: this._h });
+        }
+        bridge.unregister(this._h);
+      }
+      bridge.detach(this);
+    }
+    this._pendingWrite = null;
+    this.connecting = false;
+    callback(error);
+    process.nextTick(() => this.emit('close', Boolean(error)));
+  }
+
+  // --- net.Socket's other methods --------------------------------------------------------------
+
+  /** Close with a reset: the peer gets ECONNRESET and unsent data is dropped. */
+  resetAndDestroy() {
+    this._resetOnDestroy = true;
+    return this.destroy();
+  }
+
+  /**
+   * Emit 'timeout' after `ms` without activity (0 disables), as net.Socket: the socket is
+   * not closed.
+   */
+  setTimeout(ms, callback) {
+    if (typeof ms !== 'number' || !(ms >= 0)) throw invalidArg('msecs', 'a non-negative number', ms);
+    if (typeof callback === 'function') {
+      if (ms === 0) this.removeListener('timeout', callback);
+      else this.once('timeout', callback);
+    }
+    this._timeoutMs = ms;
+    if (this._timer !== null) {
+      clearTimeout(this._timer);
+      this._timer = null;
+    }
+    if (ms > 0 && !this.destroyed) {
+      this._timer = setTimeout(this._onTimeout, ms);
+      this._timer.unref();
+    }
+    return this;
+  }
+
+  get timeout() {
+    return this._timeoutMs || undefined;
+  }
+
+  _touch() {
+    if (this._timer !== null) this._timer.refresh();
+  }
+
+  /** Accepted for net compatibility; minimalt paces and coalesces by itself. */
+  setNoDelay() {
+    return this;
+  }
+
+  /** Accepted for net compatibility; tunnels have their own keep-alive. */
+  setKeepAlive() {
+    return this;
+  }
+
+  ref() {
+    if (this._bridge !== null && !this.destroyed) this._bridge.setRef(this, true);
+    return this;
+  }
+
+  unref() {
+    if (this._bridge !== null && !this.destroyed) this._bridge.setRef(this, false);
+    return this;
+  }
+
+  /** The local UDP address the tunnel uses, as net's address(). */
+  address() {
+    if (this.localAddress === undefined) return {};
+    return { address: this.localAddress, family: this.localFamily, port: this.localPort };
+  }
+
+  get bytesWritten() {
+    return this._bytesSent;
+  }
+
+  get readyState() {
+    if (this.connecting) return 'opening';
+    if (this.readable && this.writable) return 'open';
+    if (this.readable) return 'readOnly';
+    if (this.writable) return 'writeOnly';
+    return 'closed';
+  }
+
+  // --- unreliable datagrams --------------------------------------------------------------------
+
+  /** Largest message `sendDatagram` takes (bytes). */
+  get maxDatagramSize() {
+    return this._bridge !== null ? this._bridge.maxDatagram : 1100;
+  }
+
+  /**
+   * Send one unreliable message on this connection: no retransmission, no ordering. The
+   * peer's socket emits 'datagram' with it, if it arrives.
+   * @param {Buffer|Uint8Array|string} data at most `maxDatagramSize` bytes
+   * @returns {boolean} false if it was dropped before leaving (not open yet, or the pipe to
+   *   the bridge congested); true does not mean it will arrive
+   */
+  sendDatagram(data) {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    if (!(buf instanceof Uint8Array)) throw invalidArg('data', 'a Buffer, Uint8Array or string', data);
+    if (buf.length > this.maxDatagramSize) {
+      throw makeError('EMSGSIZE', `datagram of ${buf.length} bytes exceeds ${this.maxDatagramSize}`);
+    }
+    if (this._h === null || this.destroyed || this._remoteDone) return false;
+    return this._bridge.sendDatagram(this._h, Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.length));
+  }
+
+  _subscribeDatagrams() {
+    if (this._wantDatagrams) return;
+    this._wantDatagrams = true;
+    if (this._h !== null && !this._remoteDone) this._bridge.send({ t: 'dgram-on', h: this._h });
+  }
+
+  // --- introspection ---------------------------------------------------------------------------
+
+  /**
+   * The tunnel's counters (rtt, cwnd, bytes, losses) and this connection's.
+   * @returns {Promise<object>}
+   */
+  getStats() {
+    if (this._h === null || this.destroyed || this._remoteDone) {
+      return Promise.reject(makeError('ERR_SOCKET_CLOSED', 'Socket is closed'));
+    }
+    return this._bridge.request({ t: 'stats', h: this._h }).then((reply) => reply.stats);
+  }
+}
+
+module.exports = { Socket, kAccepted };
