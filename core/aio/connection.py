@@ -136,6 +136,8 @@ class Connection:
         """Exactly ``n`` bytes; ``asyncio.IncompleteReadError`` if the stream ends first."""
         if n < 0:
             raise ValueError("readexactly size can not be less than zero")
+        if self._exc is not None and not self._eof:
+            self._raise_read_error()
         if len(self._buf) >= n:
             return self._take(n)
         parts: list[bytes] = []
@@ -181,7 +183,7 @@ class Connection:
                 raise asyncio.LimitOverrunError(
                     "separator is not found, and chunk exceed the limit", offset
                 )
-            if self._eof or (self._exc is not None):
+            if self._eof or self._closed or self._exc is not None:
                 if self._exc is not None and not self._eof:
                     self._raise_read_error()
                 partial = self._take(len(buf))
@@ -225,17 +227,20 @@ class Connection:
 
     def _raise_read_error(self) -> None:
         self._buf.clear()  # a failed connection's unread data is lost, as after a TCP reset
+        self._raise()
+
+    def _raise(self) -> None:
+        """Raise why the connection failed (a fresh traceback each time it is raised)."""
         self._exc_reported = True
         assert self._exc is not None
-        raise self._exc
+        raise self._exc.with_traceback(None)
 
     # --- writing -------------------------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Queue ``data``; it is sent as congestion and flow control allow. Call ``drain()``."""
         if self._exc is not None:
-            self._exc_reported = True
-            raise self._exc
+            self._raise()
         if self._write_closed:
             raise LocalProtocolError("write after write_eof() or close()")
         if data:
@@ -249,8 +254,7 @@ class Connection:
         """Wait until the unacknowledged bytes written drop to the low-water mark (if they are
         above the high-water mark). Raises if the connection failed."""
         if self._exc is not None:
-            self._exc_reported = True
-            raise self._exc
+            self._raise()
         if self.tunnel.buffered(self.cid) <= self._high:
             return
         waiter = self._driver.loop.create_future()
@@ -262,8 +266,7 @@ class Connection:
             self._drain_waiter = None
             self._driver.drainers.discard(self)
         if self._exc is not None:
-            self._exc_reported = True
-            raise self._exc
+            self._raise()
 
     def _check_drain(self) -> None:
         """Called by the driver after input that may have freed send buffer."""
@@ -313,8 +316,7 @@ class Connection:
     def send_datagram(self, data: bytes) -> None:
         """Send an unreliable message on this connection (no retransmission, no ordering)."""
         if self._exc is not None:
-            self._exc_reported = True
-            raise self._exc
+            self._raise()
         self.tunnel.send_datagram(self.cid, data)
         self._driver.schedule_flush()
 
@@ -322,8 +324,7 @@ class Connection:
         """The next unreliable message (the oldest are dropped if they are not taken)."""
         while not self._datagrams:
             if self._exc is not None:
-                self._exc_reported = True
-                raise self._exc
+                self._raise()
             if self._done or self._closed:
                 raise LocalProtocolError("connection is closed")
             waiter = self._driver.loop.create_future()
@@ -346,7 +347,7 @@ class Connection:
             return
         unread = len(self._buf)
         self._buf.clear()
-        if self._exc is None:
+        if self._exc is None and self.tunnel.state == OPEN:
             if unread:
                 self.tunnel.consume(self.cid, unread)
             self.write_eof()
@@ -359,7 +360,7 @@ class Connection:
         if self._done:
             return
         self._closed = self._write_closed = True
-        if self._exc is None and self.tunnel.state == OPEN:
+        if self._exc is None and self.cid in self.tunnel.connections:
             self.tunnel.reset_connection(self.cid, C.ERR_APPLICATION)
             self._driver.schedule_flush()
         exc = ConnectionReset("connection aborted locally", C.ERR_APPLICATION)
@@ -378,18 +379,18 @@ class Connection:
                 self._close_waiter = self._driver.loop.create_future()
             await asyncio.shield(self._close_waiter)
         if self._exc is not None and not self._send_done and not self._exc_reported:
-            self._exc_reported = True
-            raise self._exc
+            self._raise()
 
     async def __aenter__(self) -> Connection:
         return self
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.close()
         if exc_type is None:
+            self.close()
             await self.wait_closed()
-        elif not self._done:
-            # The body failed: do not wait for delivery, and do not mask its exception.
+        else:
+            # The body failed: do not pass half its output off as complete, do not wait for
+            # delivery, and do not mask its exception.
             self.abort()
 
     # --- information ---------------------------------------------------------------------------
@@ -446,7 +447,7 @@ class Connection:
         if self._closed:
             if data and not self._done and not end_stream:
                 # Nobody will read this: tell the peer, as TCP answers with RST.
-                if self.tunnel.state == OPEN:
+                if self.cid in self.tunnel.connections:
                     self.tunnel.reset_connection(self.cid, C.ERR_APPLICATION)
                 self._fail(ConnectionReset("data arrived after close()", C.ERR_APPLICATION))
                 self._exc_reported = True

@@ -226,8 +226,11 @@ class EndpointDriver(asyncio.DatagramProtocol):
         self._timer_at = _INF
         if self._sendto is None:
             return
-        self.endpoint.handle_timer(monotonic())
-        self._process_events()
+        try:
+            self.endpoint.handle_timer(monotonic())
+            self._process_events()
+        except Exception:  # a core bug must not leave the endpoint without a timer
+            logger.exception("minimalt: endpoint timer failed")
         self._flush()
 
     # --- events ---------------------------------------------------------------------------------

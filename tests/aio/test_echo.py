@@ -133,6 +133,20 @@ async def test_close_delivers_pending_data_and_the_peer_sees_end_of_stream():
         assert await asyncio.wait_for(received, 10) == b"z" * 300_000
 
 
+async def test_close_wakes_a_pending_reader_with_end_of_stream(echo_server):
+    conn = await minimalt.connect(echo_server.record, "echo")
+    conn.write(b"partial line")  # echoed back, but never a newline
+    line = asyncio.ensure_future(conn.readline())
+    chunk = asyncio.ensure_future(conn.readexactly(1))
+    await asyncio.wait([chunk], timeout=5)  # a second reader fails at once
+    assert not line.done()  # the first one waits for a newline that never comes
+    conn.close()
+    assert await asyncio.wait_for(line, 5) == b""  # closed locally: end of stream, no hang
+    with pytest.raises(RuntimeError):  # two readers at once are refused, as in asyncio
+        chunk.result()
+    await conn.wait_closed()
+
+
 async def test_data_sent_to_a_closed_connection_resets_the_sender():
     handler_error = asyncio.get_running_loop().create_future()
 
