@@ -3,8 +3,9 @@ connection, for as many services as you add, all on one endpoint.
 
 The server's long-term identity signs a ``ServerRecord`` (address, port, identity key, the
 current ephemeral key and its expiry): the record is what a client needs to reach the server
-with 0-RTT. Ephemeral keys are made fresh at start and rotated every half lifetime; a record
-stays usable until its key expires, so rotation never costs a client a failed attempt.
+with 0-RTT. Ephemeral keys are made fresh at start and rotated every half lifetime (the core's
+previous/current/next scheme); a client with an older record is still served, or answered with
+the current record, so rotation (or a restart) never costs it more than one round trip.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..proto.config import EndpointConfig
-from ..proto.crypto import BoxKeyPair
 from ..proto.endpoint import Endpoint
 from ..proto.records import ServerKeys, ServerRecord
 from .client import _Opening
@@ -31,8 +31,11 @@ logger = logging.getLogger("minimalt")
 
 Handler = Callable[[Connection], Awaitable[Any]]
 
-#: Lifetime of an ephemeral key (and of the records naming it), in seconds.
+#: Lifetime of an ephemeral key (and of the records naming it), in seconds. Keys rotate every
+#: half lifetime.
 DEFAULT_KEY_LIFETIME = 3600
+#: A rotated-out key is still accepted this many seconds past its turn as current key.
+ROTATION_GRACE = 60.0
 
 
 class Server:
@@ -60,11 +63,10 @@ class Server:
         self.on_record = on_record
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
-        self._record: ServerRecord | None = None
-        current = keys.current
-        self._key_expiry = {current.key_id: current.expires} if current is not None else {}
-        loop = driver.loop
-        self._rotation = loop.call_later(max(1.0, key_lifetime / 2), self._rotate_timer)
+        # Publishing the address lets the core hand our current record to clients that come
+        # with an older one (in-band, or in answer to a first packet boxed to a key we dropped).
+        keys.publish(advertise or self.address[0], self.port)
+        self._rotation = driver.loop.call_later(self.rotation_interval, self._rotate_timer)
         driver.on_connection = self._on_connection
 
     # --- what clients need ---------------------------------------------------------------------
@@ -82,40 +84,35 @@ class Server:
     @property
     def record(self) -> ServerRecord:
         """The signed record for the current ephemeral key (``to_text()``, ``to_bytes()``)."""
-        if self._record is None:
-            host = self._advertise or self.address[0]
-            self._record = self._keys.record(host, self.port)
-        return self._record
+        return self._keys.current_record()
+
+    @property
+    def rotation_interval(self) -> float:
+        """Seconds between key rotations: half the key lifetime."""
+        return max(1.0, self.key_lifetime / 2)
 
     def rotate_keys(self) -> ServerRecord:
-        """Start using a fresh ephemeral key; older keys are accepted until they expire.
+        """Rotate the ephemeral keys (previous <- current <- next <- fresh; expired private keys
+        are erased). Clients holding the previous record are still served and handed the new
+        one in-band; a client holding an older one gets it in answer to its first packet.
         Returns (and passes to ``on_record``) the new record."""
-        now = time.time()
-        for kid, expires in list(self._key_expiry.items()):
-            if expires <= now:
-                self._keys.remove_ephemeral(kid)
-                del self._key_expiry[kid]
-        key = self._keys.add_ephemeral(
-            BoxKeyPair.generate(os.urandom),  # type: ignore[arg-type]  # RandomSource is nominal
-            int(now) + self.key_lifetime,
-            created=now,
-            exclusive=True,  # made in this process, never stored: see Identity.server_keys
+        self._keys.rotate(
+            os.urandom,  # type: ignore[arg-type]  # RandomSource is nominal
+            time.time(),
+            interval=self.rotation_interval,
+            grace=ROTATION_GRACE,
         )
-        self._key_expiry[key.key_id] = key.expires
-        self._record = None
-        record = self.record
+        record = self._keys.current_record()
         if self.on_record is not None:
             self.on_record(record)
         return record
 
     def _rotate_timer(self) -> None:
-        self._rotation = self._driver.loop.call_later(
-            max(1.0, self.key_lifetime / 2), self._rotate_timer
-        )
+        self._rotation = self._driver.loop.call_later(self.rotation_interval, self._rotate_timer)
         try:
             self.rotate_keys()
         except Exception:  # pragma: no cover - a failing on_record callback must not stop us
-            logger.exception("minimalt: key rotation callback failed")
+            logger.exception("minimalt: key rotation failed")
 
     # --- services ------------------------------------------------------------------------------
 
