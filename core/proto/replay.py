@@ -5,6 +5,9 @@ from __future__ import annotations
 DEFAULT_WINDOW = 2048
 
 
+_masks: dict[int, int] = {}
+
+
 class ReplayWindow:
     """Remembers which of the last ``size`` nonce *values* were received.
 
@@ -29,7 +32,7 @@ class ReplayWindow:
         if size <= 0:
             raise ValueError("replay window size must be positive")
         self.size = size
-        self._mask = (1 << size) - 1
+        self._mask = _masks.setdefault(size, (1 << size) - 1)  # shared: 300 bytes per window
         self._bits = 0
         #: Highest nonce accepted so far; -1 before the first one.
         self.highest = -1

@@ -14,7 +14,6 @@ The tunnel does no I/O: the ``Endpoint`` hands it authenticated-looking datagram
 from __future__ import annotations
 
 import struct
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from . import constants as C
@@ -108,6 +107,102 @@ class Tunnel:
     """See the module docstring. Created by ``Endpoint.connect`` (client) or by the endpoint when
     an authenticated first packet arrives (server)."""
 
+    __slots__ = (
+        "_ack_deadline",
+        "_ack_eliciting_unacked",
+        "_ack_immediately",
+        "_app_limited",
+        "_auth_binding",
+        "_blocked_sent_at",
+        "_client_keypair",
+        "_close_deadline",
+        "_close_frame",
+        "_close_sent",
+        "_control",
+        "_data_consumed",
+        "_data_received",
+        "_data_sent",
+        "_datagrams",
+        "_diversifier",
+        "_early_recv_key",
+        "_epoch_first_packet",
+        "_epoch_started",
+        "_first_later_pn",
+        "_hello",
+        "_hello_pending",
+        "_key_section",
+        "_largest_recv_pn",
+        "_largest_recv_time",
+        "_last_received",
+        "_last_sent",
+        "_local_max_conns",
+        "_local_max_data",
+        "_local_opened",
+        "_max_conns_pending",
+        "_next_local_cid",
+        "_next_pn",
+        "_next_tid",
+        "_old_recv_key",
+        "_old_tid",
+        "_pacer_wake",
+        "_parity",
+        "_path_budget",
+        "_path_candidate",
+        "_path_challenge",
+        "_path_challenge_sent",
+        "_path_out",
+        "_peer_cids",
+        "_peer_conns_closed",
+        "_peer_has_diversifier",
+        "_peer_max_conns",
+        "_peer_max_data",
+        "_peer_open",
+        "_probes",
+        "_puzzle_answer",
+        "_puzzles_solved",
+        "_ready",
+        "_recv_key",
+        "_recv_pns",
+        "_rekey_wanted",
+        "_replay",
+        "_restarts",
+        "_scheduled",
+        "_send_key",
+        "_shared",
+        "_source",
+        "_trace",
+        "_tunnel_window_pending",
+        "_unvalidated_received",
+        "_unvalidated_sent",
+        "_window_updates",
+        "address_validated",
+        "bytes_received",
+        "bytes_sent",
+        "clock_skew_ms",
+        "config",
+        "connections",
+        "created_at",
+        "drops",
+        "early_data_accepted",
+        "early_refusal",
+        "endpoint",
+        "epoch",
+        "established",
+        "identity",
+        "is_client",
+        "pacer",
+        "packets_lost",
+        "packets_received",
+        "packets_retransmitted",
+        "packets_sent",
+        "peer",
+        "recovery",
+        "server_key_id",
+        "state",
+        "tid",
+        "__weakref__",
+    )
+
     def __init__(
         self,
         endpoint: Endpoint,
@@ -173,8 +268,8 @@ class Tunnel:
 
         # Connections.
         self.connections: dict[int, Connection] = {}
-        self._ready: deque[Connection] = deque()  # connections that may have data to send
-        self._window_updates: deque[Connection] = deque()  # connections owing a MaxConnData
+        self._ready: list[Connection] = []  # connections that may have data to send
+        self._window_updates: list[Connection] = []  # connections owing a MaxConnData
         self._next_local_cid = 1 if is_client else 2
         self._local_opened = 0  # connections we opened (ordinal of the last one)
         self._peer_max_conns = C.INITIAL_MAX_CONNS  # how many the peer lets us open in total
@@ -193,8 +288,8 @@ class Tunnel:
         self._tunnel_window_pending = config.tunnel_window > C.INITIAL_TUNNEL_WINDOW
         self._blocked_sent_at = -1
 
-        self._control: deque[Any] = deque()  # control frames waiting to be sent
-        self._datagrams: deque[bytes] = deque()  # encoded Datagram frames (unreliable)
+        self._control: list[Any] = []  # control frames waiting to be sent
+        self._datagrams: list[bytes] = []  # encoded Datagram frames (unreliable)
         self._close_frame: bytes | None = None
         self._close_deadline: float | None = None
         self._close_sent = False
@@ -410,7 +505,7 @@ class Tunnel:
             raise LocalProtocolError("datagram larger than a packet")
         self._datagrams.append(encode_frame(Datagram(cid, bytes(data))))
         if len(self._datagrams) > 1024:  # unreliable: drop the oldest rather than grow
-            self._datagrams.popleft()
+            self._datagrams.pop(0)
         self.endpoint._touch(self)
 
     def buffered(self, cid: int) -> int:
@@ -1419,7 +1514,7 @@ class Tunnel:
             encoded = encode_frame(frame)
             if len(encoded) > space:
                 break
-            control.popleft()
+            control.pop(0)
             parts.append(encoded)
             meta.append((_M_CONTROL, frame))
             space -= len(encoded)
@@ -1441,7 +1536,7 @@ class Tunnel:
             eliciting = True
         updates = self._window_updates
         while updates and space > 16:
-            conn = updates.popleft()
+            conn = updates.pop(0)
             if not conn.window_update_pending or conn.closed:
                 continue
             conn.window_update_pending = False
@@ -1451,7 +1546,7 @@ class Tunnel:
             space -= len(encoded)
             eliciting = True
         while self._datagrams and len(self._datagrams[0]) <= space:
-            encoded = self._datagrams.popleft()
+            encoded = self._datagrams.pop(0)
             parts.append(encoded)
             space -= len(encoded)
             eliciting = True
@@ -1459,7 +1554,7 @@ class Tunnel:
         attempts = len(ready)
         while ready and attempts > 0 and space > 24:
             attempts -= 1
-            conn = ready.popleft()
+            conn = ready.pop(0)
             if conn.closed or conn.reset:
                 continue
             used, more = self._fill_connection(conn, parts, meta, space)

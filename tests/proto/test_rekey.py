@@ -18,7 +18,8 @@ from .test_tunnel import CLIENT, SERVER, make_pair
 
 def _keys(tunnel) -> set[bytes]:
     """Every key a tunnel holds anywhere in its attributes."""
-    return {value.key for value in vars(tunnel).values() if isinstance(value, DirectionKey)}
+    values = (getattr(tunnel, name, None) for name in type(tunnel).__slots__)
+    return {value.key for value in values if isinstance(value, DirectionKey)}
 
 
 def _pair(**client_options):
