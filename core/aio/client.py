@@ -288,6 +288,12 @@ class _Opening(Generic[T]):
         assert self._value is not None
         return await self._value.__aexit__(*exc_info)  # type: ignore[attr-defined]
 
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"{name!r}: this is the pending result of connect()/serve(); use `await` "
+            "(or `async with`) to get the connection or server"
+        )
+
 
 def connect(
     record: RecordLike,

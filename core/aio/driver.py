@@ -35,6 +35,7 @@ from ..proto.events import (
     DatagramReceived,
     DataReceived,
     EarlyDataRejected,
+    RecordUpdated,
     TunnelClosed,
     TunnelEstablished,
 )
@@ -289,6 +290,8 @@ class EndpointDriver(asyncio.DatagramProtocol):
                     conn._feed_datagram(event.data)
             elif kind is EarlyDataRejected:
                 logger.debug("minimalt: %r: early data rejected, resending", event.tunnel)
+            elif kind is RecordUpdated:
+                logger.debug("minimalt: %r: the server handed us its newer record", event.tunnel)
 
     def _conn(self, tunnel: Tunnel, cid: int) -> Connection | None:
         state = self._tunnels.get(tunnel)
