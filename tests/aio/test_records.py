@@ -85,3 +85,10 @@ async def test_record_forms_all_load(echo_server, tmp_path):
         assert minimalt.load_record(form) == record
     with pytest.raises(TypeError):
         minimalt.load_record(12345)  # type: ignore[arg-type]
+
+
+async def test_each_test_runs_on_the_loop_its_id_names(request):
+    from .conftest import on_uvloop
+
+    assert ("[uvloop]" in request.node.name) == on_uvloop()
+    assert ("[asyncio]" in request.node.name) == (not on_uvloop())
