@@ -49,7 +49,12 @@ class ReplayCache:
 
     @classmethod
     def sized_for(
-        cls, *, random: RandomSource, now_unix: float, window: float, tunnels_per_window: int,
+        cls,
+        *,
+        random: RandomSource,
+        now_unix: float,
+        window: float,
+        tunnels_per_window: int,
         false_positive_rate: float = 1e-6,
     ) -> ReplayCache:
         """A cache whose false-positive rate stays below ``false_positive_rate`` with up to

@@ -1,4 +1,4 @@
-"""Protocol constants, named as in docs/protocol.md. Every other module takes its numbers from here."""
+"""Protocol constants, named as in docs/protocol.md; other modules take their numbers here."""
 
 from __future__ import annotations
 
@@ -8,15 +8,21 @@ PROTOCOL_VERSION = 1
 TID_SIZE = 8
 NONCE_SIZE = 8
 HEADER_SIZE = TID_SIZE + NONCE_SIZE
-FLAG_KEY = 1 << 63  # client->server: client ephemeral key present; server->client: diversifier present
+FLAG_KEY = (
+    1 << 63
+)  # client->server: client ephemeral key present; server->client: diversifier present
 FLAG_PUZZLE = 1 << 62  # a puzzle (server->client) or a puzzle solution (client->server) follows
 FLAGS_MASK = FLAG_KEY | FLAG_PUZZLE
 TID_MASK = (1 << 62) - 1
 
 PUBLIC_KEY_SIZE = 32
 SIGNATURE_SIZE = 64  # Ed25519
-KEY_ID_SIZE = 4  # first bytes of BLAKE2b(server ephemeral public key): which server key the client used
-DIVERSIFIER_SIZE = 16  # fresh random bytes the server mixes into its send key (docs/protocol.md §3.3)
+KEY_ID_SIZE = (
+    4  # first bytes of BLAKE2b(server ephemeral public key): which server key the client used
+)
+DIVERSIFIER_SIZE = (
+    16  # fresh random bytes the server mixes into its send key (docs/protocol.md §3.3)
+)
 CLIENT_KEY_SECTION_SIZE = PUBLIC_KEY_SIZE + KEY_ID_SIZE
 # Puzzles (docs/protocol.md §5): window (4) · difficulty (1) · challenge (16) [· solution (8)]
 PUZZLE_WINDOW_SIZE = 4
@@ -66,7 +72,9 @@ FRAME_NEW_RECORD = 0x13
 MAX_RECORD_SIZE = 1024
 PATH_DATA_SIZE = 8
 
-MAX_ACK_RANGES = 64  # a receiver keeps at most this many ranges; a peer's ACK with more is malformed
+MAX_ACK_RANGES = (
+    64  # a receiver keeps at most this many ranges; a peer's ACK with more is malformed
+)
 
 # --- Connection IDs ----------------------------------------------------------------------------
 CONTROL_CONNECTION = 0  # connection 0 carries the control RPCs

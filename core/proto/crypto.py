@@ -60,7 +60,7 @@ class BoxKeyPair:
         self.public = _nb.crypto_scalarmult_base(self.secret)
 
     @classmethod
-    def generate(cls, random: "RandomSource") -> BoxKeyPair:
+    def generate(cls, random: RandomSource) -> BoxKeyPair:
         return cls(random(KEY_SIZE))
 
     def shared_key(self, peer_public: bytes) -> bytes:
@@ -80,7 +80,7 @@ class SigningKeyPair:
         self.public = bytes(self._key.verify_key)
 
     @classmethod
-    def generate(cls, random: "RandomSource") -> SigningKeyPair:
+    def generate(cls, random: RandomSource) -> SigningKeyPair:
         return cls(random(KEY_SIZE))
 
     @property
@@ -227,6 +227,8 @@ class SeededRandom(RandomSource):
     def __call__(self, n: int) -> bytes:
         out = bytearray()
         while len(out) < n:
-            out += blake2b(self._counter.to_bytes(8, "big"), key=self._seed[:64] or b"\x00", size=64)
+            out += blake2b(
+                self._counter.to_bytes(8, "big"), key=self._seed[:64] or b"\x00", size=64
+            )
             self._counter += 1
         return bytes(out[:n])

@@ -10,12 +10,13 @@ seconds) and ``random`` (a callable returning bytes) come from the driver.
 from __future__ import annotations
 
 import heapq
-import struct
 import itertools
+import struct
 from collections import deque
 from typing import Any
 
 from . import constants as C
+from .antireplay import ReplayCache, early_data_verdict
 from .config import EndpointConfig
 from .crypto import (
     BoxKeyPair,
@@ -25,9 +26,7 @@ from .crypto import (
     is_canonical_public_key,
     key_id,
 )
-from .errors import LocalProtocolError
-from .antireplay import ReplayCache, early_data_verdict
-from .errors import FrameEncodingError
+from .errors import FrameEncodingError, LocalProtocolError
 from .events import Event
 from .frames import Hello, decode_frame
 from .packet import build_header, parse_header
@@ -87,7 +86,8 @@ class Endpoint:
         self.puzzles: PuzzleIssuer | None = None
         if server_keys is not None and self.config.puzzle_threshold is not None:
             self.puzzles = PuzzleIssuer(
-                random=random, threshold=self.config.puzzle_threshold,
+                random=random,
+                threshold=self.config.puzzle_threshold,
                 difficulty=self.config.puzzle_difficulty,
                 max_difficulty=self.config.max_puzzle_difficulty + 2,
                 now_unix=self.wall_time(now or 0.0),
@@ -132,8 +132,11 @@ class Endpoint:
         answers with its signed current record, and the tunnel redoes its first flight to it.
         One round trip more than ``connect``; data written meanwhile is kept and sent then."""
         for tunnel in self.tunnels.values():
-            if tunnel.is_client and tunnel.state == OPEN and tunnel.identity == identity and (
-                tunnel.peer == addr
+            if (
+                tunnel.is_client
+                and tunnel.state == OPEN
+                and tunnel.identity == identity
+                and (tunnel.peer == addr)
             ):
                 return tunnel
         return self._open(identity, _PLACEHOLDER_KEY, addr, now)
@@ -259,7 +262,10 @@ class Endpoint:
             return None
         wall = self.wall_time(now)
         refusal = early_data_verdict(
-            self._replay_cache(wall), header.client_public, hello.client_time_ms, wall,
+            self._replay_cache(wall),
+            header.client_public,
+            hello.client_time_ms,
+            wall,
             ephemeral.exclusive,
         )
         if refusal is not None:
@@ -293,7 +299,9 @@ class Endpoint:
     def _replay_cache(self, now_unix: float) -> ReplayCache:
         if self.replay_cache is None:
             self.replay_cache = ReplayCache(
-                random=self.random, now_unix=now_unix, window=self.config.early_data_window,
+                random=self.random,
+                now_unix=now_unix,
+                window=self.config.early_data_window,
                 bits=self.config.replay_cache_bits,
             )
         return self.replay_cache

@@ -242,9 +242,25 @@ class NewRecord:
 
 
 Frame = (
-    Padding | Ping | Ack | Hello | HelloAck | Create | Refuse | Reset | Stream | MaxData
-    | MaxConnData | MaxConns | Close | Datagram | Blocked | PathChallenge | PathResponse
-    | RekeyNow | NewRecord
+    Padding
+    | Ping
+    | Ack
+    | Hello
+    | HelloAck
+    | Create
+    | Refuse
+    | Reset
+    | Stream
+    | MaxData
+    | MaxConnData
+    | MaxConns
+    | Close
+    | Datagram
+    | Blocked
+    | PathChallenge
+    | PathResponse
+    | RekeyNow
+    | NewRecord
 )
 
 
@@ -308,8 +324,8 @@ def encode_frame(frame: Frame) -> bytes:
         )
     if isinstance(frame, Create):
         flags = (1 if frame.retry_safe else 0) | (_CREATE_AUTH if frame.user else 0)
-        out = b"\x05" + encode_varint(frame.cid) + encode_varint(flags) + _encode_bytes(
-            frame.service
+        out = (
+            b"\x05" + encode_varint(frame.cid) + encode_varint(flags) + _encode_bytes(frame.service)
         )
         if frame.user:
             if len(frame.user) != C.PUBLIC_KEY_SIZE or len(frame.signature) != C.SIGNATURE_SIZE:
@@ -317,8 +333,11 @@ def encode_frame(frame: Frame) -> bytes:
             out += frame.user + frame.signature
         return out
     if isinstance(frame, Refuse):
-        return b"\x06" + encode_varint(frame.cid) + encode_varint(frame.code) + _encode_bytes(
-            frame.reason
+        return (
+            b"\x06"
+            + encode_varint(frame.cid)
+            + encode_varint(frame.code)
+            + _encode_bytes(frame.reason)
         )
     if isinstance(frame, Reset):
         return (

@@ -125,7 +125,9 @@ class PuzzleIssuer:
     def _window(self, now_unix: float) -> int:
         return int(now_unix // C.PUZZLE_PERIOD) & 0xFFFFFFFF
 
-    def _challenge(self, client_public: bytes, key_id: bytes, window: int, difficulty: int) -> bytes:
+    def _challenge(
+        self, client_public: bytes, key_id: bytes, window: int, difficulty: int
+    ) -> bytes:
         secret = hashlib.blake2b(window.to_bytes(4, "big"), key=self._master, digest_size=32)
         return hashlib.blake2b(
             client_public + key_id + _WINDOW.pack(window, difficulty),

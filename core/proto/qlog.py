@@ -17,7 +17,9 @@ RECORD_SEPARATOR = "\x1e"
 class QlogWriter:
     """Writes trace events to a text stream; the first record is the qlog header."""
 
-    def __init__(self, stream: IO[str], *, title: str = "minimalt", vantage_point: str = "") -> None:
+    def __init__(
+        self, stream: IO[str], *, title: str = "minimalt", vantage_point: str = ""
+    ) -> None:
         self._stream = stream
         self._start: float | None = None
         header = {

@@ -167,7 +167,9 @@ class ServerKeys:
     ) -> ServerKeys:
         keys = cls(SigningKeyPair.generate(random), name)
         keys.add_ephemeral(
-            BoxKeyPair.generate(random), int(now_unix) + lifetime, created=now_unix,
+            BoxKeyPair.generate(random),
+            int(now_unix) + lifetime,
+            created=now_unix,
             exclusive=True,
         )
         return keys
@@ -249,10 +251,20 @@ class ServerKeys:
         if self.current is None:
             raise ValueError("no ephemeral key")
         unsigned = ServerRecord(
-            self.name, host, port, self.identity.public, self.current.keypair.public,
+            self.name,
+            host,
+            port,
+            self.identity.public,
+            self.current.keypair.public,
             self.current.expires,
         )
         return ServerRecord(
-            unsigned.name, host, port, unsigned.identity, unsigned.ephemeral, unsigned.expires,
-            unsigned.version, self.identity.sign(unsigned.signed_part()),
+            unsigned.name,
+            host,
+            port,
+            unsigned.identity,
+            unsigned.ephemeral,
+            unsigned.expires,
+            unsigned.version,
+            self.identity.sign(unsigned.signed_part()),
         )

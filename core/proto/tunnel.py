@@ -39,7 +39,6 @@ from .errors import (
     RemoteProtocolError,
 )
 from .frames import (
-    Ack,
     Blocked,
     Close,
     Create,
@@ -357,7 +356,12 @@ class Tunnel:
         keypair: BoxKeyPair | None = None,
     ) -> Tunnel:
         tunnel = cls(
-            endpoint, is_client=True, tid=tid, peer=peer, now=now, send_key=send_key,
+            endpoint,
+            is_client=True,
+            tid=tid,
+            peer=peer,
+            now=now,
+            send_key=send_key,
             recv_key=None,
         )
         tunnel._shared = shared
@@ -395,7 +399,12 @@ class Tunnel:
             client_to_server_key(shared, diversifier), C.DIRECTION_CLIENT_TO_SERVER
         )
         tunnel = cls(
-            endpoint, is_client=False, tid=tid, peer=peer, now=now, send_key=send_key,
+            endpoint,
+            is_client=False,
+            tid=tid,
+            peer=peer,
+            now=now,
+            send_key=send_key,
             recv_key=later_key,
         )
         tunnel._early_recv_key = recv_key
@@ -427,8 +436,12 @@ class Tunnel:
         self._next_local_cid += 2
         self._local_opened += 1
         conn = Connection(
-            cid, service, local=True, retry_safe=retry_safe,
-            send_limit=C.INITIAL_CONN_WINDOW, recv_limit=C.INITIAL_CONN_WINDOW,
+            cid,
+            service,
+            local=True,
+            retry_safe=retry_safe,
+            send_limit=C.INITIAL_CONN_WINDOW,
+            recv_limit=C.INITIAL_CONN_WINDOW,
             recv_window=self.config.connection_window,
         )
         if user is not None:
@@ -881,8 +894,10 @@ class Tunnel:
         if not conn.opened:
             return  # held until the Create arrives (and is accepted)
         readable = conn.recv.readable
-        fin_now = conn.recv.final_size is not None and not conn.fin_delivered and (
-            conn.recv.read_offset + readable == conn.recv.final_size
+        fin_now = (
+            conn.recv.final_size is not None
+            and not conn.fin_delivered
+            and (conn.recv.read_offset + readable == conn.recv.final_size)
         )
         if readable or fin_now:
             data = conn.recv.read()
@@ -1125,7 +1140,9 @@ class Tunnel:
         if frame.user:
             keys = self.endpoint.server_keys
             message = auth_message(
-                self._auth_binding, keys.identity.public if keys else b"", conn.cid,
+                self._auth_binding,
+                keys.identity.public if keys else b"",
+                conn.cid,
                 frame.service,
             )
             if not verify_signature(frame.user, message, frame.signature):
@@ -1177,8 +1194,12 @@ class Tunnel:
             )
         self._peer_cids.add(ordinal, ordinal + 1)
         conn = Connection(
-            cid, "", local=False, retry_safe=False,
-            send_limit=C.INITIAL_CONN_WINDOW, recv_limit=C.INITIAL_CONN_WINDOW,
+            cid,
+            "",
+            local=False,
+            retry_safe=False,
+            send_limit=C.INITIAL_CONN_WINDOW,
+            recv_limit=C.INITIAL_CONN_WINDOW,
             recv_window=self.config.connection_window,
         )
         self.connections[cid] = conn
@@ -1420,8 +1441,11 @@ class Tunnel:
         if self.is_client:
             if self._key_section is not None:
                 return build_header(
-                    self.tid, nonce, client_public=self._key_section[: C.PUBLIC_KEY_SIZE],
-                    key_id=self._key_section[C.PUBLIC_KEY_SIZE :], puzzle=self._puzzle_answer,
+                    self.tid,
+                    nonce,
+                    client_public=self._key_section[: C.PUBLIC_KEY_SIZE],
+                    key_id=self._key_section[C.PUBLIC_KEY_SIZE :],
+                    puzzle=self._puzzle_answer,
                 )
             return build_header(self.tid, nonce)
         if not self._peer_has_diversifier:
@@ -1578,12 +1602,18 @@ class Tunnel:
                 return 0, False  # not retry-safe: wait for the server's answer (no 0-RTT)
             if conn.user_key is not None and not conn.auth_signature:
                 conn.auth_signature = conn.user_key.sign(
-                    auth_message(self._auth_binding, self.identity or b"", cid,
-                                 conn.service.encode())
+                    auth_message(
+                        self._auth_binding, self.identity or b"", cid, conn.service.encode()
+                    )
                 )
             encoded = encode_frame(
-                Create(cid, conn.service.encode(), conn.retry_safe, conn.user or b"",
-                       conn.auth_signature)
+                Create(
+                    cid,
+                    conn.service.encode(),
+                    conn.retry_safe,
+                    conn.user or b"",
+                    conn.auth_signature,
+                )
             )
             if len(encoded) > space:
                 return 0, True

@@ -94,10 +94,13 @@ class Simulation:
     def set_link(self, src: Address, dst: Address, link: Link, *, both: bool = True) -> None:
         self.links[(src, dst)] = link
         if both:
-            self.links[(dst, src)] = Link(**{
-                k: v for k, v in link.__dict__.items() if not k.startswith("_")
-                and k not in ("delivered", "dropped")
-            })
+            self.links[(dst, src)] = Link(
+                **{
+                    k: v
+                    for k, v in link.__dict__.items()
+                    if not k.startswith("_") and k not in ("delivered", "dropped")
+                }
+            )
 
     def address_of(self, endpoint: Endpoint) -> Address:
         for addr, ep in self.endpoints.items():
