@@ -186,7 +186,7 @@ class Endpoint:
                 self._dirty[tunnel] = None  # rescheduled by datagrams_to_send or get_timer
                 return
         header = parse_header(data)
-        if type(header) is str:
+        if isinstance(header, str):
             self._count(header)
             return
         tunnel = self.tunnels.get(header.tid)

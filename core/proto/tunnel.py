@@ -585,7 +585,7 @@ class Tunnel:
         new_key = False
         if header.client_public is not None:
             # A client's retransmitted first packet: its clear key section must be unchanged.
-            if self._key_section is None or header.client_public + header.key_id != (
+            if self._key_section is None or header.client_public + (header.key_id or b"") != (
                 self._key_section
             ):
                 self._drop("key_section_mismatch")
@@ -616,7 +616,7 @@ class Tunnel:
             self._diversifier = header.diversifier
             # From now on our packets use the key that proves we got the server's answer.
             self._send_key = DirectionKey(
-                client_to_server_key(self._shared, header.diversifier),
+                client_to_server_key(self._shared or b"", header.diversifier),
                 C.DIRECTION_CLIENT_TO_SERVER,
             )
             self._first_later_pn = self._next_pn
@@ -1097,7 +1097,7 @@ class Tunnel:
             self._drop("record_ignored")
             return
         record = self._verified_record(raw)
-        if record is None or record.key_id == self._key_section[C.PUBLIC_KEY_SIZE :]:
+        if record is None or record.key_id == self.server_key_id:
             return
         self._restarts += 1
         self.endpoint.learn_record(record, replaces=self.server_key_id)
@@ -1407,8 +1407,10 @@ class Tunnel:
         if self.state != OPEN:
             if self.state == CLOSING and not self._close_sent and self._close_frame is not None:
                 self._close_sent = True
-                packet = self._seal(self._close_frame, now, ack_eliciting=False, meta=())
-                return [(packet, peer)]
+                if self._amplification_blocked():
+                    return []  # even a Close waits for the client's address to be proven
+                close_packet = self._seal(self._close_frame, now, ack_eliciting=False, meta=())
+                return [(close_packet, peer)]
             return []
         out: list[tuple[bytes, Any]] = []
         packets = self.config.rekey_packets

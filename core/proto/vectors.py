@@ -236,7 +236,7 @@ def _packet_vector(
         raise AssertionError(f"{name}: the primitives do not rebuild the packet")
     section: dict[str, str] = {}
     if header.client_public is not None:
-        section = {"client_public": header.client_public.hex(), "key_id": header.key_id.hex()}
+        section = {"client_public": header.client_public.hex(), "key_id": (header.key_id or b"").hex()}
     elif header.diversifier is not None:
         section = {"diversifier": header.diversifier.hex()}
     return {
