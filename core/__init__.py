@@ -27,6 +27,8 @@ from .aio import (
     ConnectionRefused,
     ConnectionReset,
     ConnectTimeoutError,
+    DirectoryClient,
+    DirectoryServer,
     Identity,
     IdentityError,
     LocalProtocolError,
@@ -42,6 +44,15 @@ from .aio import (
     open_connection,
     run,
     serve,
+    serve_directory,
+)
+from .directory import (
+    DirectoryConfig,
+    DirectoryConfigError,
+    DirectoryError,
+    DirectoryUnavailable,
+    NameNotFound,
+    RegistrationRefused,
 )
 from .proto.config import EndpointConfig
 from .proto.records import ServerRecord
@@ -55,12 +66,20 @@ __all__ = [
     "Connection",
     "ConnectionRefused",
     "ConnectionReset",
+    "DirectoryClient",
+    "DirectoryConfig",
+    "DirectoryConfigError",
+    "DirectoryError",
+    "DirectoryServer",
+    "DirectoryUnavailable",
     "EndpointConfig",
     "Identity",
     "IdentityError",
     "LocalProtocolError",
     "MinimaLTError",
+    "NameNotFound",
     "RecordError",
+    "RegistrationRefused",
     "RemoteProtocolError",
     "Server",
     "ServerRecord",
@@ -73,4 +92,5 @@ __all__ = [
     "open_connection",
     "run",
     "serve",
+    "serve_directory",
 ]

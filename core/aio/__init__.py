@@ -12,6 +12,7 @@ from .client import (
     open_connection,
 )
 from .connection import Connection, StreamReader, StreamWriter
+from .directory import DirectoryClient, DirectoryServer, serve_directory
 from .driver import EndpointDriver
 from .errors import (
     ConnectionRefused,
@@ -34,6 +35,8 @@ __all__ = [
     "Connection",
     "ConnectionRefused",
     "ConnectionReset",
+    "DirectoryClient",
+    "DirectoryServer",
     "EndpointDriver",
     "Identity",
     "IdentityError",
@@ -52,4 +55,5 @@ __all__ = [
     "open_connection",
     "run",
     "serve",
+    "serve_directory",
 ]

@@ -16,9 +16,12 @@ import socket
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ..directory.config import DirectoryConfig
+from ..directory.protocol import normalize_name
 from ..proto.config import EndpointConfig
+from ..proto.crypto import SigningKeyPair
 from ..proto.endpoint import Endpoint
 from ..proto.records import RecordError, ServerRecord
 from .connection import Connection, StreamReader, StreamWriter
@@ -29,6 +32,9 @@ from .identity import Identity
 #: Seconds a new tunnel waits for the server's first answer before connections fail with
 #: ``ConnectTimeoutError`` (a ``TimeoutError``).
 DEFAULT_CONNECT_TIMEOUT = 10.0
+
+if TYPE_CHECKING:
+    from .directory import DirectoryClient
 
 RecordLike = ServerRecord | str | bytes | os.PathLike[str]
 T = TypeVar("T")
@@ -73,6 +79,18 @@ def _read_record_file(path: Path) -> bytes:
         raise RecordError(f"cannot read record file {str(path)!r}: {exc.strerror}") from None
 
 
+def _as_name(value: object) -> str | None:
+    """``value`` if it names a server to resolve through the directory: a string that is not a
+    record's text, not an existing file, and a valid name (names cannot contain ``/``)."""
+    if not isinstance(value, str) or value.lstrip().startswith("mlt1:") or os.path.exists(value):
+        return None
+    try:
+        normalize_name(value)
+    except ValueError:
+        return None
+    return value
+
+
 def _pin(identity: bytes | str | Identity | None) -> bytes | None:
     if identity is None or isinstance(identity, bytes):
         return identity
@@ -110,6 +128,8 @@ class Client:
 
     Use as an async context manager, or call ``close()`` and ``await wait_closed()``.
     ``config`` tunes every tunnel (idle timeout, windows, congestion control, ...).
+    ``directory`` resolves server names (a ``DirectoryClient``, or a ``DirectoryConfig``; by
+    default the configured one, see ``minimalt.directory.config``).
     """
 
     def __init__(
@@ -118,10 +138,16 @@ class Client:
         config: EndpointConfig | None = None,
         connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
         local_host: str | None = None,
+        directory: DirectoryClient | DirectoryConfig | None = None,
     ) -> None:
         self.config = config if config is not None else EndpointConfig()
         self.connect_timeout = connect_timeout
         self.local_host = local_host
+        if isinstance(directory, DirectoryConfig):
+            from .directory import DirectoryClient
+
+            directory = DirectoryClient.from_config(directory, client=self)
+        self._directory = directory
         self._drivers: dict[int, EndpointDriver] = {}
         self._lock: asyncio.Lock | None = None
         self._closed = False
@@ -129,35 +155,95 @@ class Client:
 
     async def connect(
         self,
-        record: RecordLike,
+        record: RecordLike | tuple[str, int],
         service: str,
         *,
         retry_safe: bool = False,
         identity: bytes | str | Identity | None = None,
         connect_timeout: float | None | _Default = CLIENT_DEFAULT,
+        user: Identity | SigningKeyPair | None = None,
     ) -> Connection:
         """A new ``Connection`` to ``service`` on the server ``record`` describes.
+
+        ``record`` is a ``ServerRecord``, its text (``mlt1:...``) or bytes, or a record file; or
+        a server *name*, resolved through the directory (``directory``; one round trip unless
+        the name's record is cached); or a ``(host, port)`` address together with
+        ``identity``: the first packet then fetches the server's record (one round trip more).
 
         Returns without waiting for the network: what you write goes out at once, in the tunnel's
         first flight (0-RTT) if ``retry_safe`` (safe to execute twice: the server may see a
         replayed first packet), else as soon as the server has answered (one round trip).
         Errors (refusal, timeout, ...) are raised by the next read/drain/wait_closed.
-        ``identity`` pins the server's Ed25519 key (bytes, hex or ``Identity``).
+        ``identity`` pins the server's Ed25519 key (bytes, hex or ``Identity``). ``user`` opens
+        the connection as that user (createAuth, an ``Identity`` or ``SigningKeyPair``): the
+        server's handler sees its public key as ``conn.user``; a refused authenticator fails
+        the connection with ``ConnectionRefused`` (code ``ERR_AUTH_FAILED``).
         """
         if self._closed:
             raise TunnelClosedError("this client is closed")
-        rec = load_record(record)
         pin = _pin(identity)
+        signing = user.signing if isinstance(user, Identity) else user
+        timeout = self.connect_timeout if connect_timeout is CLIENT_DEFAULT else connect_timeout
+        if isinstance(record, tuple):
+            if pin is None:
+                raise ValueError("connect((host, port), ...) needs identity= (the server's key)")
+            addr, family = await _resolve(str(record[0]), int(record[1]))
+            driver = await self._driver(family)
+            return driver.open_connection(
+                None,
+                addr,
+                service,
+                retry_safe=retry_safe,
+                connect_timeout=timeout,
+                user=signing,
+                identity=pin,
+            )
+        name = _as_name(record)
+        rec = await self.resolve(name) if name is not None else load_record(record)
         if pin is not None and rec.identity != pin:
             raise RecordError("record is signed by another identity than expected")
         # The signature and expiry are checked by the core when it opens a new tunnel (an open
         # tunnel to the same server is reused without checking again: it is authenticated).
         addr, family = await _resolve(rec.host, rec.port)
         driver = await self._driver(family)
-        timeout = self.connect_timeout if connect_timeout is CLIENT_DEFAULT else connect_timeout
+        try:
+            return driver.open_connection(
+                rec, addr, service, retry_safe=retry_safe, connect_timeout=timeout, user=signing
+            )
+        except RecordError:
+            if name is None or self._directory is None:
+                raise
+        # The record expired between the lookup and now: ask the directory again, once.
+        rec = await self._directory.lookup(name, use_cache=False)
+        addr, family = await _resolve(rec.host, rec.port)
+        driver = await self._driver(family)
         return driver.open_connection(
-            rec, addr, service, retry_safe=retry_safe, connect_timeout=timeout
+            rec, addr, service, retry_safe=retry_safe, connect_timeout=timeout, user=signing
         )
+
+    @property
+    def directory(self) -> DirectoryClient | None:
+        """The directory names are resolved through (made from the configuration on first use
+        when none was given: ``MINIMALT_DIRECTORY``/``MINIMALT_DIRECTORY_KEY`` or
+        ``~/.config/minimalt/client.json``)."""
+        return self._directory
+
+    async def resolve(self, name: str) -> ServerRecord:
+        """The current record of the server called ``name`` (cached until it expires).
+        ``NameNotFound`` if the directory has none, ``DirectoryConfigError`` if no directory
+        is configured, ``DirectoryUnavailable`` if it cannot be reached."""
+        if self._directory is None:
+            from .directory import DirectoryClient
+
+            self._directory = DirectoryClient.from_config(client=self)
+        return await self._directory.lookup(name)
+
+    def learned_record(self, identity: bytes) -> ServerRecord | None:
+        """The newest record the server with this identity handed us in-band (at a bootstrap or
+        after rotating its key), or None."""
+        found = [d.learned_records.get(identity) for d in self._drivers.values()]
+        records = [record for record in found if record is not None]
+        return max(records, key=lambda record: record.expires) if records else None
 
     async def open_connection(
         self, record: RecordLike, service: str, **kwargs: Any
@@ -296,17 +382,20 @@ class _Opening(Generic[T]):
 
 
 def connect(
-    record: RecordLike,
+    record: RecordLike | tuple[str, int],
     service: str,
     *,
     retry_safe: bool = False,
     identity: bytes | str | Identity | None = None,
     connect_timeout: float | None | _Default = CLIENT_DEFAULT,
     client: Client | None = None,
+    user: Identity | SigningKeyPair | None = None,
 ) -> _Opening[Connection]:
     """Open a connection to ``service`` on the server ``record`` describes (a ``ServerRecord``,
-    its ``mlt1:`` text, its bytes, or a record file). See ``Client.connect``; this uses
-    ``client`` or the loop's default client, so connections to one server share a tunnel.
+    its ``mlt1:`` text, its bytes, or a record file), or on the server called ``record`` (a
+    name, resolved through the configured directory), or at a ``(host, port)`` address with
+    ``identity``. See ``Client.connect``; this uses ``client`` or the loop's default client,
+    so connections to one server share a tunnel. ``user``: open it as that user (createAuth).
 
     ``conn = await minimalt.connect(...)`` or ``async with minimalt.connect(...) as conn``.
     """
@@ -319,6 +408,7 @@ def connect(
             retry_safe=retry_safe,
             identity=identity,
             connect_timeout=connect_timeout,
+            user=user,
         )
 
     return _Opening(open_)

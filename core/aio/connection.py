@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from ..proto import constants as C
@@ -70,6 +71,7 @@ class Connection:
         "retry_safe",
         "service",
         "tunnel",
+        "user",
     )
 
     def __init__(
@@ -93,6 +95,9 @@ class Connection:
         self.local = local
         #: Whether data written before the server answered may ride in the 0-RTT first flight.
         self.retry_safe = retry_safe
+        #: The user's Ed25519 public key this connection was opened as (createAuth): on the
+        #: server, proven by the client for this tunnel; None for an anonymous connection.
+        self.user: bytes | None = None
         self._buf = bytearray()
         self._eof = False  # the peer's FIN arrived (everything before it is in _buf or read)
         self._read_waiter: asyncio.Future[None] | None = None
@@ -311,6 +316,19 @@ class Connection:
         self._driver.closing.add(self)
         self._driver.schedule_flush()
 
+    # --- tunnel keys -----------------------------------------------------------------------------
+
+    def rekey(self) -> None:
+        """Move this connection's tunnel (and every connection in it) to a new TID and new keys,
+        erasing the old ones (nextTid). On the server side this asks the client to do it
+        (rekeyNow). Tunnels also rekey on their own (``EndpointConfig.rekey_interval`` and
+        ``rekey_packets``); the tunnel's ``tid`` and ``epoch`` show each move."""
+        if self.tunnel.is_client:
+            self.tunnel.rekey(monotonic())
+        else:
+            self.tunnel.request_rekey()
+        self._driver.schedule_flush()
+
     # --- unreliable datagrams ------------------------------------------------------------------
 
     def send_datagram(self, data: bytes) -> None:
@@ -416,7 +434,7 @@ class Connection:
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """As asyncio transports: ``peername``, ``sockname``, ``service``, ``cid``, ``stats``,
         ``tunnel``, ``server_identity`` (the server's Ed25519 key, client side),
-        ``early_data_accepted``, ``retry_safe``."""
+        ``early_data_accepted``, ``retry_safe``, ``user`` (createAuth)."""
         if name == "peername":
             return self.tunnel.peer
         if name == "sockname":
@@ -435,6 +453,8 @@ class Connection:
             return self.tunnel.early_data_accepted
         if name == "retry_safe":
             return self.retry_safe
+        if name == "user":
+            return self.user
         return default
 
     def __repr__(self) -> str:

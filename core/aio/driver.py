@@ -27,6 +27,7 @@ from time import monotonic
 from typing import Any
 
 from ..proto import constants as C
+from ..proto.crypto import SigningKeyPair
 from ..proto.endpoint import Endpoint
 from ..proto.errors import LocalProtocolError
 from ..proto.events import (
@@ -110,6 +111,9 @@ class EndpointDriver(asyncio.DatagramProtocol):
         # core's ``connect`` would find it too, but only after verifying the record's signature
         # again (~40-150 us), which would dominate opening a connection on an open tunnel.
         self._client_tunnels: dict[tuple[bytes, Any], Tunnel] = {}
+        #: Client side: the newest record each server (by identity) handed us in-band, after a
+        #: key rotation or at a bootstrap (``connect_bootstrap``); for callers that keep records.
+        self.learned_records: dict[bytes, ServerRecord] = {}
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = _INF
@@ -292,6 +296,10 @@ class EndpointDriver(asyncio.DatagramProtocol):
                 logger.debug("minimalt: %r: early data rejected, resending", event.tunnel)
             elif kind is RecordUpdated:
                 logger.debug("minimalt: %r: the server handed us its newer record", event.tunnel)
+                record = event.record
+                known = self.learned_records.get(record.identity)
+                if known is None or record.expires >= known.expires:
+                    self.learned_records[record.identity] = record
 
     def _conn(self, tunnel: Tunnel, cid: int) -> Connection | None:
         state = self._tunnels.get(tunnel)
@@ -307,6 +315,7 @@ class EndpointDriver(asyncio.DatagramProtocol):
         conn = Connection(
             self, tunnel, event.cid, event.service, local=False, retry_safe=event.retry_safe
         )
+        conn.user = event.user
         state.conns[event.cid] = conn
         if self.on_connection is None:
             conn.abort()
@@ -369,35 +378,48 @@ class EndpointDriver(asyncio.DatagramProtocol):
 
     def open_connection(
         self,
-        record: ServerRecord,
+        record: ServerRecord | None,
         addr: Any,
         service: str,
         *,
         retry_safe: bool,
         connect_timeout: float | None,
+        user: SigningKeyPair | None = None,
+        identity: bytes | None = None,
     ) -> Connection:
         """A new connection to ``service`` at the server ``record`` names, over the open tunnel
-        to it if there is one. Returns at once; nothing waits for the network."""
+        to it if there is one. Returns at once; nothing waits for the network.
+
+        Without a record, ``identity`` names the server at ``addr`` and a new tunnel starts with
+        ``connect_bootstrap`` (one round trip more: the server answers with its record).
+        ``user``: open the connection as that user (createAuth)."""
         if self._sendto is None or self._closing:
             raise TunnelClosedError("the client endpoint is closed")
-        key = (record.identity, addr)
+        server_identity = record.identity if record is not None else identity
+        if server_identity is None:
+            raise LocalProtocolError("open_connection needs a record or the server's identity")
+        key = (server_identity, addr)
         tunnel = self._client_tunnels.get(key)
         if tunnel is None or tunnel.state != OPEN:
             try:
-                tunnel = self.endpoint.connect(record, monotonic(), addr=addr)
+                if record is None:
+                    tunnel = self.endpoint.connect_bootstrap(server_identity, addr, monotonic())
+                else:
+                    tunnel = self.endpoint.connect(record, monotonic(), addr=addr)
             except LocalProtocolError as exc:
                 raise RecordError(str(exc)) from None
             self._client_tunnels[key] = tunnel
         state = self._tunnels.get(tunnel)
         if state is None:
-            who = f"server {record.name!r} at " if record.name else "server "
+            who = f"server {record.name!r} at " if record is not None and record.name else "server "
             state = self._tunnels[tunnel] = _TunnelState(tunnel, who + _address_label(addr))
             if connect_timeout is not None and not tunnel.established:
                 state.connect_timer = self.loop.call_later(
                     connect_timeout, self._connect_timed_out, tunnel, connect_timeout
                 )
-        cid = tunnel.open_connection(service, retry_safe=retry_safe)
+        cid = tunnel.open_connection(service, retry_safe=retry_safe, user=user)
         conn = Connection(self, tunnel, cid, service, local=True, retry_safe=retry_safe)
+        conn.user = user.public if user is not None else None
         state.conns[cid] = conn
         self.schedule_flush()
         return conn

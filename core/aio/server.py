@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..proto.config import EndpointConfig
 from ..proto.endpoint import Endpoint
@@ -26,6 +27,10 @@ from .connection import Connection
 from .driver import EndpointDriver
 from .errors import MinimaLTError
 from .identity import Identity
+
+if TYPE_CHECKING:
+    from ..directory.config import DirectoryConfig
+    from .directory import DirectoryClient, Registrar
 
 logger = logging.getLogger("minimalt")
 
@@ -49,9 +54,11 @@ class Server:
         identity: Identity,
         services: dict[str, Handler],
         *,
-        advertise: str | None,
+        advertise: str | tuple[str, int] | None,
         key_lifetime: int,
         on_record: Callable[[ServerRecord], Any] | None,
+        rotation_interval: float | None = None,
+        rotation_grace: float = ROTATION_GRACE,
     ) -> None:
         self._driver = driver
         self._keys = keys
@@ -59,13 +66,22 @@ class Server:
         self._services = services
         self._advertise = advertise
         self.key_lifetime = key_lifetime
+        self._rotation_interval = rotation_interval
+        #: Seconds a rotated-out key is still accepted (its record's expiry).
+        self.rotation_grace = rotation_grace
         #: Called with the new record after every key rotation (e.g. to republish it).
         self.on_record = on_record
+        #: Keeps the record registered with a directory (``serve(directory=...)``), or None.
+        self.registrar: Registrar | None = None
+        self._prune: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         # Publishing the address lets the core hand our current record to clients that come
         # with an older one (in-band, or in answer to a first packet boxed to a key we dropped).
-        keys.publish(advertise or self.address[0], self.port)
+        if isinstance(advertise, tuple):
+            keys.publish(advertise[0], int(advertise[1]))
+        else:
+            keys.publish(advertise or self.address[0], self.port)
         self._rotation = driver.loop.call_later(self.rotation_interval, self._rotate_timer)
         driver.on_connection = self._on_connection
 
@@ -88,7 +104,9 @@ class Server:
 
     @property
     def rotation_interval(self) -> float:
-        """Seconds between key rotations: half the key lifetime."""
+        """Seconds between key rotations: as given to ``serve``, else half the key lifetime."""
+        if self._rotation_interval is not None:
+            return self._rotation_interval
         return max(1.0, self.key_lifetime / 2)
 
     def rotate_keys(self) -> ServerRecord:
@@ -100,12 +118,25 @@ class Server:
             os.urandom,  # type: ignore[arg-type]  # RandomSource is nominal
             time.time(),
             interval=self.rotation_interval,
-            grace=ROTATION_GRACE,
+            grace=self.rotation_grace,
         )
+        previous = self._keys.previous
+        if previous is not None:
+            # Erase the rotated-out private key as soon as it expires, not at the next rotation.
+            if self._prune is not None:
+                self._prune.cancel()
+            delay = max(0.0, previous.expires - time.time())
+            self._prune = self._driver.loop.call_later(delay, self._prune_keys)
         record = self._keys.current_record()
+        if self.registrar is not None:
+            self.registrar.schedule(record)
         if self.on_record is not None:
             self.on_record(record)
         return record
+
+    def _prune_keys(self) -> None:
+        self._prune = None
+        self._keys.prune(time.time())
 
     def _rotate_timer(self) -> None:
         self._rotation = self._driver.loop.call_later(self.rotation_interval, self._rotate_timer)
@@ -181,12 +212,16 @@ class Server:
             return
         self._closed = True
         self._rotation.cancel()
+        if self._prune is not None:
+            self._prune.cancel()
         self._driver.close("server shutting down")
         for task in list(self._tasks):
             task.cancel()
 
     async def wait_closed(self) -> None:
         await self._driver.wait_closed()
+        if self.registrar is not None:
+            await self.registrar.aclose()
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -222,16 +257,25 @@ def serve(
     *,
     services: dict[str, Handler] | None = None,
     config: EndpointConfig | None = None,
-    advertise: str | None = None,
+    advertise: str | tuple[str, int] | None = None,
     key_lifetime: int = DEFAULT_KEY_LIFETIME,
     reuse_port: bool | None = None,
     on_record: Callable[[ServerRecord], Any] | None = None,
+    rotation_interval: float | None = None,
+    rotation_grace: float = ROTATION_GRACE,
+    directory: DirectoryClient | DirectoryConfig | bool | str | None = None,
 ) -> _Opening[Server]:
     """Start a server on UDP ``host``:``port`` (0: any free port) running ``handler(conn)`` for
     each connection to ``service``; ``services`` maps more names to handlers.
 
     ``identity`` is an ``Identity``, the path of an identity file, or None for a throw-away one.
-    ``advertise`` is the host put in the record when ``host`` is a wildcard address.
+    ``advertise`` is the host (or ``(host, port)``, e.g. behind a NAT) put in the record when
+    it is not the bound address. Ephemeral keys rotate every ``rotation_interval`` seconds
+    (default: half ``key_lifetime``); a rotated-out key is accepted ``rotation_grace`` seconds
+    more, then erased. ``directory``: register the record (under the identity's name) with a
+    directory at start, and again after every rotation: a ``DirectoryClient``, a
+    ``DirectoryConfig``, a client configuration path, or True for the configured directory;
+    a refused registration (the name belongs to another identity) fails ``serve``.
     ``server = await minimalt.serve(...)`` or ``async with minimalt.serve(...) as server``.
     """
     table: dict[str, Handler] = dict(services or {})
@@ -250,7 +294,12 @@ def serve(
             ident = Identity.load(ident)
         cfg = config if config is not None else EndpointConfig()
         cfg.services = set(cfg.services) | set(table)
-        keys = ident.server_keys(lifetime=key_lifetime)
+        lifetime = key_lifetime
+        if rotation_interval is not None:
+            # The first key lives as long as any later one: current for one interval, then
+            # previous for the grace period (not a whole key_lifetime).
+            lifetime = math.ceil(rotation_interval + rotation_grace)
+        keys = ident.server_keys(lifetime=lifetime)
         endpoint = Endpoint(
             cfg,
             random=os.urandom,  # type: ignore[arg-type]  # RandomSource is nominal
@@ -265,7 +314,7 @@ def serve(
                 "minimalt: serving on a wildcard address; the record names %s (pass advertise=)",
                 advertised,
             )
-        return Server(
+        server = Server(
             driver,
             keys,
             ident,
@@ -273,6 +322,18 @@ def serve(
             advertise=advertised,
             key_lifetime=key_lifetime,
             on_record=on_record,
+            rotation_interval=rotation_interval,
+            rotation_grace=rotation_grace,
         )
+        if directory is not None and directory is not False:
+            from .directory import Registrar
+
+            try:
+                server.registrar = Registrar.create(directory, ident)
+                await server.registrar.register(server.record)
+            except BaseException:
+                await server.aclose()
+                raise
+        return server
 
     return _Opening(open_)
