@@ -380,7 +380,8 @@ class Bridge extends EventEmitter {
 
   /**
    * Close the pipe: the child lets open connections deliver what was written, then exits.
-   * Targets still open get an EMLTBRIDGE error. Resolves when the child has exited.
+   * Sockets still open are destroyed and servers closed (without an error). Resolves when the
+   * child has exited.
    * @returns {Promise<void>}
    */
   stop() {
@@ -396,11 +397,11 @@ class Bridge extends EventEmitter {
     this._stopped = new Promise((resolve) => {
       this.child.once('exit', () => resolve());
     });
-    const error = makeError('EMLTBRIDGE', 'minimalt bridge was shut down');
     const wasStarting = this.state === 'starting';
     this.state = 'stopping';
-    if (wasStarting) this._rejectReady(error);
-    this._failTargets(error);
+    if (wasStarting) this._rejectReady(makeError('EMLTBRIDGE', 'minimalt bridge was shut down'));
+    // Open sockets are destroyed and servers closed, as by destroy() and close(): no error.
+    this._failTargets(null);
     if (this.pipe && !this.pipe.destroyed) this.pipe.end();
     const killer = setTimeout(() => this.child.kill('SIGKILL'), STOP_KILL_MS);
     killer.unref();
@@ -409,8 +410,10 @@ class Bridge extends EventEmitter {
     return this._stopped;
   }
 
+  /** Fail every request and target: with `error`, or quietly (null) when shutting down. */
   _failTargets(error) {
-    for (const request of this._requests.values()) request.reject(error);
+    const rejection = error ?? makeError('EMLTBRIDGE', 'minimalt bridge was shut down');
+    for (const request of this._requests.values()) request.reject(rejection);
     this._requests.clear();
     const targets = new Set([...this._targets.values(), ...this._open]);
     this._targets.clear();
@@ -455,7 +458,7 @@ function currentBridge() {
 }
 
 /**
- * Stop the bridge now (open sockets and servers fail with EMLTBRIDGE) and wait for the child
+ * Stop the bridge now (open sockets are destroyed and servers closed) and wait for the child
  * to exit. The next socket or server starts a new one.
  * @returns {Promise<void>}
  */

@@ -166,12 +166,13 @@ class Server extends EventEmitter {
     this.emit('connection', socket);
   }
 
+  /** The bridge died (`error`: 'error' then 'close') or was shut down (null: 'close'). */
   _onBridgeError(error) {
     if (this._state === 'idle') return;
     const wasListening = this._state !== 'starting';
     this._release();
-    this.emit('error', error);
-    if (wasListening) this.emit('close');
+    if (error) this.emit('error', error);
+    if (wasListening || !error) this.emit('close');
   }
 
   _release() {

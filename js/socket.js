@@ -147,6 +147,7 @@ class Socket extends Duplex {
     this._setAddresses(info.remote, info.local);
     this.emit('connect');
     this.emit('ready');
+    this._maybeFinal();
   }
 
   /** An accepted connection: the handle exists already. */
@@ -218,9 +219,10 @@ class Socket extends Duplex {
     }
   }
 
+  /** The bridge died (`error`) or was shut down (null). */
   _onBridgeError(error) {
     this._remoteDone = true;
-    if (!this.destroyed) this.destroy(error);
+    if (!this.destroyed) this.destroy(error ?? undefined);
   }
 
   // --- Duplex ----------------------------------------------------------------------------------
@@ -287,7 +289,8 @@ class Socket extends Duplex {
 
   _maybeFinal() {
     const callback = this._finalCallback;
-    if (callback === null || this._h === null) return;
+    // Data may leave before 'connect' (0-RTT), but as with net, 'finish' comes after it.
+    if (callback === null || this._h === null || this.connecting) return;
     this._finalCallback = null;
     if (!this._remoteDone) this._bridge.send({ t: 'eof', h: this._h });
     callback();

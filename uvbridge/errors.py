@@ -11,6 +11,7 @@ from ..aio.errors import (
     ConnectionReset,
     ConnectTimeoutError,
     LocalProtocolError,
+    MinimaLTError,
     RecordError,
     RemoteProtocolError,
     TunnelClosedError,
@@ -43,8 +44,12 @@ def error_code(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "ETIMEDOUT"
     if isinstance(exc, OSError):
-        if exc.errno is not None and exc.errno in errno.errorcode:
-            return errno.errorcode[exc.errno]
+        # uvloop re-raises bind errors without an errno; the original is their cause.
+        cause: BaseException | None = exc
+        while isinstance(cause, OSError):
+            if cause.errno is not None and cause.errno in errno.errorcode:
+                return errno.errorcode[cause.errno]
+            cause = cause.__cause__
         if str(exc).startswith("cannot resolve"):
             return "ENOTFOUND"  # what Node's dns reports for a name that does not resolve
         return "EMLTOS"
@@ -57,6 +62,6 @@ def error_fields(exc: BaseException) -> dict[str, Any]:
     """``code``, ``message`` and, when the protocol gave one, ``mlt`` (its numeric code)."""
     fields: dict[str, Any] = {"code": error_code(exc), "message": str(exc) or type(exc).__name__}
     mlt = getattr(exc, "code", None)
-    if isinstance(mlt, int) and not isinstance(exc, OSError):
+    if isinstance(mlt, int) and isinstance(exc, MinimaLTError):
         fields["mlt"] = mlt
     return fields
