@@ -51,10 +51,10 @@ function findPython(env = process.env) {
 function noPython(python, why) {
   return makeError(
     'EMLTNOPYTHON',
-    `minimalt needs its Python side, and ${why}. Install it for that Python with ` +
-      '`python3 -m pip install minimalt` (in a checkout of the repository: `make install`, ' +
-      'or `python3 -m pip install -e .`), or set MINIMALT_PYTHON to a Python that has it ' +
-      `(tried: ${python}).`,
+    `minimalt runs its protocol in a Python child process, and ${why}. Install the Python ` +
+      'side with `python3 -m pip install minimalt` (in a checkout of the repository: ' +
+      '`make install`, or `python3 -m pip install -e .`), or set MINIMALT_PYTHON to a ' +
+      `Python that has it (tried: ${python}).`,
   );
 }
 
@@ -133,7 +133,8 @@ class Bridge extends EventEmitter {
     this.child = child;
     child.on('error', (error) => {
       if (this.state === 'starting') {
-        this._fail(noPython(this.python, `${this.python} could not be started (${error.code || error.message})`));
+        const why = error.code === 'ENOENT' ? 'was not found' : `could not be started (${error.code || error.message})`;
+        this._fail(noPython(this.python, `${this.python} ${why}`));
       } else {
         this._fail(makeError('EMLTBRIDGE', `minimalt bridge process failed: ${error.message}`));
       }
@@ -144,8 +145,9 @@ class Bridge extends EventEmitter {
     if (!pipe) return; // spawn failed: the 'error' event follows
     pipe.on('data', (chunk) => this._onChunk(chunk));
     pipe.on('error', (error) => {
-      // A child that never started reports through its own 'error' event (EMLTNOPYTHON).
-      if (this.state !== 'stopping' && child.pid !== undefined) {
+      // Before the handshake, a child that could not start or died (EPIPE on our hello) is
+      // reported by its 'error' or 'exit' event, which finds out why.
+      if (this.state === 'ready') {
         this._fail(makeError('EMLTBRIDGE', `minimalt bridge pipe failed: ${error.message}`));
       }
     });
