@@ -9,6 +9,7 @@ buffer, because pynacl's wrappers cost as much as the cipher on small packets (D
 from __future__ import annotations
 
 import struct
+from typing import Protocol
 
 import nacl.bindings as _nb
 import nacl.signing
@@ -204,15 +205,14 @@ class DirectionKey:
         return bytes(memoryview(_scratch)[:mlen])
 
 
-class RandomSource:
+class RandomSource(Protocol):
     """Type of the injected randomness: a callable returning ``n`` random bytes (os.urandom
     in the runtime, a seeded generator in tests)."""
 
-    def __call__(self, n: int) -> bytes:  # pragma: no cover - protocol only
-        raise NotImplementedError
+    def __call__(self, n: int, /) -> bytes: ...
 
 
-class SeededRandom(RandomSource):
+class SeededRandom:
     """A deterministic byte stream for tests and simulations (BLAKE2b in counter mode).
 
     Never use it for real keys: its output is only as secret as its seed.

@@ -479,11 +479,14 @@ class Tunnel:
         """Half-close: the peer reads end-of-stream after what was sent; we can still read."""
         self.send(cid, b"", end_stream=True)
 
-    def consume(self, cid: int, nbytes: int) -> None:
-        """The application took ``nbytes`` of ``cid``'s received data: reopen that much window."""
+    def consume(self, cid: int, nbytes: int) -> bool:
+        """The application took ``nbytes`` of ``cid``'s received data: reopen that much window.
+
+        Returns True when this queued a window update (or finished the connection), i.e. when
+        the driver has something new to send; most calls change nothing on the wire."""
         if nbytes <= 0:
-            return
-        self._credit_tunnel(nbytes)
+            return False
+        changed = self._credit_tunnel(nbytes)
         conn = self.connections.get(cid)
         if conn is not None and not conn.reset:
             conn.consumed += nbytes
@@ -492,14 +495,20 @@ class Tunnel:
             ):
                 conn.recv_limit = conn.consumed + conn.recv_window
                 self._queue_window_update(conn)
-            self._maybe_finish(conn)
-        self.endpoint._touch(self)
+                changed = True
+            if conn.fin_delivered:
+                self._maybe_finish(conn)
+        if changed:
+            self.endpoint._touch(self)
+        return changed
 
-    def _credit_tunnel(self, nbytes: int) -> None:
+    def _credit_tunnel(self, nbytes: int) -> bool:
         self._data_consumed += nbytes
         if self._local_max_data - self._data_consumed < self.config.tunnel_window // 2:
             self._local_max_data = self._data_consumed + self.config.tunnel_window
             self._tunnel_window_pending = True
+            return True
+        return False
 
     def reset_connection(self, cid: int, code: int = C.ERR_APPLICATION) -> None:
         """Abort ``cid`` both ways: unsent data is dropped, the peer gets ConnectionReset."""

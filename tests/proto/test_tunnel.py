@@ -499,3 +499,13 @@ def test_qlog_writer_emits_json_seq_records_for_each_packet():
     sent = [r for r in records[1:] if r["name"] == "transport:packet_sent"]
     assert len(sent) == tunnel.packets_sent and sent[0]["data"]["size"] == 1200
     assert [r["time"] for r in records[1:]] == sorted(r["time"] for r in records[1:])
+
+
+def test_a_record_with_a_copied_signature_is_refused_even_after_a_good_one():
+    from dataclasses import replace
+
+    sim, server, client, record, *_ = make_pair()
+    client.connect(record, sim.now)  # verified once (and cached)
+    forged = replace(record, ephemeral=bytes(32))  # same signature, other key
+    with pytest.raises(LocalProtocolError, match="signature"):
+        client.connect(forged, sim.now)
