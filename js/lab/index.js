@@ -7,7 +7,8 @@
  *
  * Layers, bottom up: sim/ (discrete-event simulator, links, queues, loss), reliability/
  * (Sender and Receiver over any datagram transport), cc/ (congestion controllers and their
- * registry), transport/ (real UDP), run/ (scenarios, experiments, traces, plots).
+ * registry), transport/ (real UDP, a minimalt tunnel's datagrams), run/ (scenarios,
+ * experiments, traces, plots).
  */
 
 const cc = require('./cc');
@@ -19,6 +20,7 @@ const { Sender } = require('./reliability/sender');
 const { Receiver } = require('./reliability/receiver');
 const { assertTransport } = require('./transport');
 const { UdpTransport, createUdpPair } = require('./transport/udp');
+const { MinimaltTransport, createMinimaltPair, runMinimaltTransfer } = require('./transport/minimalt');
 const { PRESETS } = require('./run/presets');
 const { normalizeScenario, ScenarioError } = require('./run/scenario');
 const { runExperiment } = require('./run/experiment');
@@ -35,6 +37,7 @@ module.exports = {
   normalizeScenario,
   runExperiment,
   runUdpTransfer,
+  runMinimaltTransfer,
   renderPlots,
   PRESETS,
   ScenarioError,
@@ -54,6 +57,8 @@ module.exports = {
   assertTransport,
   UdpTransport,
   createUdpPair,
+  MinimaltTransport,
+  createMinimaltPair,
   QlogTrace,
   parseQlog,
   jainIndex,

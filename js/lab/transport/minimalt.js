@@ -1,0 +1,172 @@
+'use strict';
+/**
+ * The lab transport interface over a real MinimaLT tunnel: a connection's unreliable
+ * datagram channel (`socket.sendDatagram()` / 'datagram'), through the Node module and its
+ * Python bridge. The datagrams are encrypted and carried in the tunnel's packets; nothing is
+ * retransmitted or reordered for them, so the lab's Sender and Receiver do their own
+ * reliability and congestion control on top, in real time (performance.now(), setTimeout).
+ *
+ * A datagram carries at most `maxDatagramSize` bytes (1100 with the default 1200-byte
+ * path): give that to the Sender as its `maxDatagramSize`.
+ */
+
+const { performance } = require('node:perf_hooks');
+const { once } = require('node:events');
+
+/** The Node module, loaded on first use so the simulator never needs the bridge. */
+function minimalt() {
+  return require('../../index');
+}
+
+class MinimaltTransport {
+  /**
+   * @param {import('../../socket').Socket} socket an open minimalt connection; the
+   *   transport does not own it
+   */
+  constructor(socket) {
+    this.socket = socket;
+    this.timerGranularityMs = 1;
+    /** Largest datagram `send` takes (bytes). */
+    this.maxDatagramSize = socket.maxDatagramSize;
+    /** Datagrams dropped before leaving (socket closed, or the bridge pipe congested). */
+    this.sendErrors = 0;
+    this._timer = null;
+    this._callback = null;
+    this._listener = null;
+    this._closed = false;
+  }
+
+  /** @param {Buffer} buf */
+  send(buf) {
+    if (this._closed) return;
+    if (!this.socket.sendDatagram(buf)) this.sendErrors++;
+  }
+
+  /** @param {(buf: Buffer) => void} callback */
+  onMessage(callback) {
+    if (this._listener) this.socket.off('datagram', this._listener);
+    this._listener = (buf) => {
+      if (!this._closed) callback(buf);
+    };
+    this.socket.on('datagram', this._listener);
+  }
+
+  /** @returns {number} ms */
+  now() {
+    return performance.now();
+  }
+
+  /**
+   * @param {number|null} at absolute time in ms (performance.now() clock), null to disarm
+   * @param {() => void} callback
+   */
+  setTimer(at, callback) {
+    if (this._timer !== null) {
+      clearTimeout(this._timer);
+      this._timer = null;
+    }
+    if (at === null || this._closed) return;
+    this._callback = callback;
+    this._timer = setTimeout(() => {
+      this._timer = null;
+      this._callback();
+    }, Math.max(0, at - this.now()));
+  }
+
+  /** Stop delivering datagrams and disarm the timer (the socket stays open). */
+  close() {
+    this._closed = true;
+    this.setTimer(null);
+    if (this._listener) this.socket.off('datagram', this._listener);
+    this._listener = null;
+  }
+}
+
+/**
+ * A minimalt server and a connection to it on one host, each end a transport aimed at the
+ * other (both tunnel ends run in this process's bridge child).
+ * @param {object} [options]
+ * @param {string} [options.service='lab']
+ * @param {string} [options.host='127.0.0.1']
+ * @param {number} [options.timeoutMs=10000] give up opening after this long
+ * @returns {Promise<{a: MinimaltTransport, b: MinimaltTransport, close: () => Promise<void>}>}
+ *   `a` is the client end, `b` the server end; `close()` closes both and the server
+ */
+async function createMinimaltPair({ service = 'lab', host = '127.0.0.1', timeoutMs = 10000 } = {}) {
+  const mlt = minimalt();
+  const signal = AbortSignal.timeout(timeoutMs);
+  const server = mlt.createServer({ service });
+  const accepted = once(server, 'connection', { signal });
+  server.listen(0, host);
+  let client = null;
+  try {
+    await once(server, 'listening', { signal });
+    client = mlt.connect({ record: server.record(), service, retrySafe: true });
+    client.write('lab'); // opens the connection at the server
+    const [[serverSide]] = await Promise.all([accepted, once(client, 'connect', { signal })]);
+    serverSide.resume(); // the stream carries nothing more; datagrams do the work
+    const a = new MinimaltTransport(client);
+    const b = new MinimaltTransport(serverSide);
+    return {
+      a,
+      b,
+      async close() {
+        a.close();
+        b.close();
+        const closed = new Promise((resolve) => server.close(resolve));
+        client.destroy();
+        serverSide.destroy();
+        await closed;
+      },
+    };
+  } catch (error) {
+    if (client !== null) client.destroy();
+    server.close();
+    throw error;
+  }
+}
+
+/**
+ * Real mode over a real tunnel: carry a buffer from a Sender to a Receiver over a minimalt
+ * connection's datagram channel on loopback, and hand back what arrived.
+ * @param {object} options
+ * @param {Buffer} options.data bytes to send
+ * @param {string} [options.controller='cubic'] a registered controller name
+ * @param {number} [options.timeoutMs=10000] give up (reject) after this long
+ * @returns {Promise<{received: Buffer, elapsedMs: number, sender: object, receiver: object}>}
+ */
+async function runMinimaltTransfer({ data, controller = 'cubic', timeoutMs = 10000 }) {
+  const { Sender } = require('../reliability/sender');
+  const { Receiver } = require('../reliability/receiver');
+  const pair = await createMinimaltPair({ timeoutMs });
+  const sender = new Sender({ transport: pair.a, controller, data, maxDatagramSize: pair.a.maxDatagramSize });
+  const receiver = new Receiver({ transport: pair.b, collect: true });
+  let timer = null;
+  try {
+    const started = pair.a.now();
+    await new Promise((resolve, reject) => {
+      timer = setTimeout(() => {
+        const error = new Error(
+          `minimalt transfer did not complete in ${timeoutMs} ms (${receiver.stats.bytesDelivered} of ${data.length} bytes delivered)`,
+        );
+        error.code = 'ERR_LAB_TIMEOUT';
+        reject(error);
+      }, timeoutMs);
+      sender.once('complete', resolve);
+      sender.start();
+    });
+    return {
+      received: receiver.data(),
+      elapsedMs: pair.a.now() - started,
+      sender: { ...sender.stats, sendErrors: pair.a.sendErrors },
+      receiver: { ...receiver.stats },
+    };
+  } finally {
+    clearTimeout(timer);
+    sender.stop();
+    receiver.close();
+    await pair.close();
+  }
+}
+
+module.exports = { MinimaltTransport, createMinimaltPair, runMinimaltTransfer };
