@@ -118,15 +118,12 @@ class Server:
             os.urandom,  # type: ignore[arg-type]  # RandomSource is nominal
             time.time(),
             interval=self.rotation_interval,
-            grace=self.rotation_grace,
+            # Record expiries are whole seconds, rounded down by the core: one second more
+            # keeps the grace from shrinking, so the current record never expires before the
+            # next rotation has replaced it (in the directory too).
+            grace=self.rotation_grace + 1.0,
         )
-        previous = self._keys.previous
-        if previous is not None:
-            # Erase the rotated-out private key as soon as it expires, not at the next rotation.
-            if self._prune is not None:
-                self._prune.cancel()
-            delay = max(0.0, previous.expires - time.time())
-            self._prune = self._driver.loop.call_later(delay, self._prune_keys)
+        self._schedule_prune()
         record = self._keys.current_record()
         if self.registrar is not None:
             self.registrar.schedule(record)
@@ -134,9 +131,27 @@ class Server:
             self.on_record(record)
         return record
 
+    def _schedule_prune(self) -> None:
+        """Erase each rotated-out private key the moment it expires, not at a later rotation
+        (forward secrecy: an expired key is of no use to us and of much use to a thief)."""
+        if self._prune is not None:
+            self._prune.cancel()
+            self._prune = None
+        now = time.time()
+        keys = self._keys
+        keys.prune(now)
+        expiries = [
+            key.expires
+            for kid in keys.key_ids
+            if (key := keys.lookup(kid, now)) is not None and key is not keys.current
+        ]
+        if expiries:
+            delay = max(0.0, min(expiries) - now)
+            self._prune = self._driver.loop.call_later(delay, self._prune_keys)
+
     def _prune_keys(self) -> None:
         self._prune = None
-        self._keys.prune(time.time())
+        self._schedule_prune()
 
     def _rotate_timer(self) -> None:
         self._rotation = self._driver.loop.call_later(self.rotation_interval, self._rotate_timer)
@@ -298,7 +313,7 @@ def serve(
         if rotation_interval is not None:
             # The first key lives as long as any later one: current for one interval, then
             # previous for the grace period (not a whole key_lifetime).
-            lifetime = math.ceil(rotation_interval + rotation_grace)
+            lifetime = math.ceil(rotation_interval + rotation_grace) + 1
         keys = ident.server_keys(lifetime=lifetime)
         endpoint = Endpoint(
             cfg,
