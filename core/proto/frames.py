@@ -272,8 +272,24 @@ def ack_eliciting(frame: Frame) -> bool:
 # --- encoding ----------------------------------------------------------------------------------
 
 
+_STREAM_1 = struct.Struct(">BBBH")  # small cid, offset < 64, 64 <= length < 16384
+_STREAM_2 = struct.Struct(">BBHH")  # small cid, offset < 16384
+_STREAM_4 = struct.Struct(">BBIH")  # small cid, offset < 2^30
+
+
 def stream_header(cid: int, offset: int, length: int, fin: bool) -> bytes:
-    """The bytes of a Stream frame before its data (used by the sender without a frame object)."""
+    """The bytes of a Stream frame before its data (used by the sender without a frame object).
+
+    Shortest varints, as ``encode_varint`` would write them; the common shapes of a full packet
+    (small connection id, 2-byte length) are packed in one call because this runs per packet."""
+    if cid < 64 and 64 <= length < 16384:
+        kind = 0x09 if fin else 0x08
+        if offset < 64:
+            return _STREAM_1.pack(kind, cid, offset, length | 0x4000)
+        if offset < 16384:
+            return _STREAM_2.pack(kind, cid, offset | 0x4000, length | 0x4000)
+        if offset < 0x40000000:
+            return _STREAM_4.pack(kind, cid, offset | 0x80000000, length | 0x4000)
     return (
         (b"\x09" if fin else b"\x08")
         + encode_varint(cid)
@@ -283,6 +299,9 @@ def stream_header(cid: int, offset: int, length: int, fin: bool) -> bytes:
 
 
 def stream_overhead(cid: int, offset: int, length: int) -> int:
+    """The size of ``stream_header(cid, offset, length, ...)``."""
+    if cid < 64 and 64 <= length < 16384 and offset < 0x40000000:
+        return 4 + (1 if offset < 64 else 2 if offset < 16384 else 4)
     return 1 + varint_size(cid) + varint_size(offset) + varint_size(length)
 
 

@@ -388,3 +388,16 @@ def test_flipped_bytes_raise_nothing_but_frame_encoding_error(frames: list, data
         decode_frames(bytes(payload))
     except FrameEncodingError:
         pass
+
+
+@given(
+    st.integers(0, 200), st.integers(0, (1 << 40)), st.integers(0, 20000), st.booleans()
+)
+def test_stream_header_fast_paths_match_the_generic_encoding(cid, offset, length, fin) -> None:
+    from minimalt.proto.frames import encode_varint, stream_overhead
+
+    generic = bytes((9 if fin else 8,)) + encode_varint(cid) + encode_varint(offset) + (
+        encode_varint(length)
+    )
+    assert stream_header(cid, offset, length, fin) == generic
+    assert stream_overhead(cid, offset, length) == len(generic)
