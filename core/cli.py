@@ -1,4 +1,5 @@
-"""The ``minimalt`` command: keys, servers, a netcat-like client, record checks and the demo.
+"""The ``minimalt`` command: keys, servers, a netcat-like client, record checks, the directory
+(``directory``, ``lookup``) and the demo.
 
 Every command prints one clear ``minimalt: error: ...`` line on stderr and exits non-zero on bad
 input (missing key file, malformed record, port in use, unreachable server); ``--help`` on each
@@ -14,6 +15,7 @@ import io
 import json
 import os
 import signal
+import sqlite3
 import stat
 import sys
 import time
@@ -34,7 +36,17 @@ from .aio import (
     run,
     serve,
 )
-from .aio.client import DEFAULT_CONNECT_TIMEOUT
+from .aio.client import DEFAULT_CONNECT_TIMEOUT, _as_name
+from .aio.directory import DirectoryClient, serve_directory
+from .directory.config import (
+    NOT_CONFIGURED,
+    DirectoryConfig,
+    load_directory_config,
+    parse_address,
+    parse_key,
+)
+from .directory.errors import DirectoryConfigError, DirectoryError
+from .directory.protocol import normalize_name
 from .proto.config import EndpointConfig
 from .proto.records import ServerRecord
 
@@ -114,9 +126,18 @@ def cmd_record(args: argparse.Namespace) -> int:
         verdict = "valid"
     except RecordError as exc:
         verdict = f"INVALID: {exc}"
+    _show_record(record, verdict, as_json=args.json)
+    if verdict != "valid":
+        raise CLIError(f"record is not usable: {verdict[9:]}")
+    return 0
+
+
+def _show_record(
+    record: ServerRecord, verdict: str, *, as_json: bool, with_text: bool = False
+) -> None:
     expires = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record.expires))
     left = record.expires - time.time()
-    if args.json:
+    if as_json:
         print(
             json.dumps(
                 {
@@ -142,11 +163,10 @@ def cmd_record(args: argparse.Namespace) -> int:
             ("expires", f"{expires} ({_duration(left)})"),
             ("signature", verdict),
         ]
+        if with_text:
+            rows.append(("record", record.to_text()))
         for key, value in rows:
             print(f"{key:<10} {value}")
-    if verdict != "valid":
-        raise CLIError(f"record is not usable: {verdict[9:]}")
-    return 0
 
 
 def _duration(seconds: float) -> str:
@@ -277,7 +297,11 @@ async def _serve_main(args: argparse.Namespace) -> int:
             config=config,
             advertise=args.advertise,
             on_record=publish,
+            rotation_interval=args.rotate,
+            directory=_directory_config_arg(args) if args.register else None,
         )
+    except DirectoryError as exc:
+        raise CLIError(f"cannot register {identity.name!r} with the directory: {exc}") from None
     except OSError as exc:
         cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc  # uvloop wraps it
         reason = (
@@ -340,7 +364,8 @@ async def _stdin_chunks() -> Any:
 
 
 async def _connect_main(args: argparse.Namespace) -> int:
-    record = _load_record_arg(args.record)
+    # A server name (no mlt1:, no such file, a valid name) is resolved through the directory.
+    record = args.record if _as_name(args.record) else _load_record_arg(args.record)
     try:
         conn = await connect(
             record,
@@ -388,6 +413,138 @@ async def _connect_main(args: argparse.Namespace) -> int:
 
 def cmd_connect(args: argparse.Namespace) -> int:
     return run(_connect_main(args))
+
+
+# --- directory and lookup ---------------------------------------------------------------------
+
+
+def _directory_key_arg(value: str) -> bytes:
+    """A directory key: hex, base64(url), or an identity file (its public key)."""
+    if os.path.exists(value):
+        try:
+            return Identity.load(value).public
+        except IdentityError as exc:
+            raise CLIError(str(exc)) from None
+    return parse_key(value)
+
+
+def _directory_config_arg(args: argparse.Namespace) -> DirectoryConfig:
+    """The directory named by --directory/--directory-key, else the configured one."""
+    address, key = getattr(args, "directory", None), getattr(args, "directory_key", None)
+    try:
+        if address or key:
+            if not (address and key):
+                raise CLIError("--directory and --directory-key go together")
+            host, port = parse_address(address)
+            return DirectoryConfig(host, port, _directory_key_arg(key))
+        config = load_directory_config()
+    except DirectoryConfigError as exc:
+        raise CLIError(str(exc)) from None
+    if config is None:
+        raise CLIError(NOT_CONFIGURED + " (or pass --directory and --directory-key)")
+    return config
+
+
+def _add_directory_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--directory",
+        metavar="HOST:PORT",
+        help="directory address (default: $MINIMALT_DIRECTORY or ~/.config/minimalt/client.json)",
+    )
+    p.add_argument(
+        "--directory-key",
+        metavar="KEY|FILE",
+        help="the directory's public key: hex, base64url, or its identity file",
+    )
+
+
+async def _directory_main(args: argparse.Namespace) -> int:
+    if args.identity is not None:
+        try:
+            identity = Identity.load(os.path.expanduser(args.identity))
+        except IdentityError as exc:
+            raise CLIError(str(exc)) from None
+    else:
+        identity = Identity.generate("directory")
+        if not args.quiet:
+            _say("no --identity given: a throw-away key (clients must be given it again)")
+    bindings = {}
+    for binding in args.bind or []:
+        name, sep, key = binding.partition("=")
+        if not sep or not name:
+            raise CLIError(f"--bind takes NAME=KEY, got {binding!r}")
+        try:
+            bindings[normalize_name(name)] = _directory_key_arg(key)
+        except (ValueError, DirectoryConfigError) as exc:
+            raise CLIError(f"--bind {binding!r}: {exc}") from None
+    store = args.store if args.store == ":memory:" else os.path.expanduser(args.store)
+    try:
+        directory = await serve_directory(
+            host=args.host,
+            port=args.port,
+            identity=identity,
+            store=store,
+            bindings=bindings,
+            advertise=args.advertise,
+            config=EndpointConfig(idle_timeout=args.idle_timeout),
+        )
+    except sqlite3.Error as exc:
+        raise CLIError(f"cannot open the directory store {store!r}: {exc}") from None
+    except OSError as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc  # uvloop wraps it
+        reason = (
+            "address already in use"
+            if cause.errno == errno.EADDRINUSE
+            else (cause.strerror or str(cause))
+        )
+        raise CLIError(f"cannot listen on UDP {args.host}:{args.port}: {reason}") from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        config = directory.client_config
+        for variable, value in config.to_env().items():
+            print(f"{variable}={value}", flush=True)
+        if args.write_client_config is not None:
+            written = config.save(args.write_client_config or None)
+            if not args.quiet:
+                _say(f"wrote the client configuration to {written}")
+        if not args.quiet:
+            _say(
+                f"directory on UDP {config.host}:{config.port}, key {identity.fingerprint[:16]}"
+                f"..., store {store}, {len(directory.store.names())} names; clients use the "
+                "two variables above"
+            )
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await directory.aclose()
+    return 0
+
+
+def cmd_directory(args: argparse.Namespace) -> int:
+    return run(_directory_main(args))
+
+
+async def _lookup_main(args: argparse.Namespace) -> int:
+    config = _directory_config_arg(args)
+    try:
+        normalize_name(args.name)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    async with DirectoryClient.from_config(config, timeout=args.timeout) as directory:
+        try:
+            record = await directory.lookup(args.name)
+        except RecordError as exc:
+            raise CLIError(f"the directory answered with an unusable record: {exc}") from None
+    _show_record(record, "valid", as_json=args.json, with_text=True)
+    return 0
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    return run(_lookup_main(args))
 
 
 # --- demo --------------------------------------------------------------------------------------
@@ -467,6 +624,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="close tunnels silent for S seconds (default 30)",
     )
+    p.add_argument(
+        "--register",
+        action="store_true",
+        help="register the record (under the identity's name) with the directory, again after "
+        "every key rotation",
+    )
+    _add_directory_arguments(p)
+    p.add_argument(
+        "--rotate",
+        type=float,
+        metavar="S",
+        help="rotate the ephemeral key every S seconds (default 1800)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=cmd_serve)
 
@@ -476,7 +646,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Open a connection and copy stdin to it and it to stdout. At end of "
         "stdin the connection is half-closed; the command ends when the server ends its side.",
     )
-    p.add_argument("record", help="record file, record text (mlt1:...), or - for stdin")
+    p.add_argument(
+        "record",
+        help="server name (resolved through the configured directory), record file, record "
+        "text (mlt1:...), or - for stdin",
+    )
     p.add_argument("-s", "--service", default="echo", help="service to connect to (default echo)")
     p.add_argument(
         "--retry-safe",
@@ -503,6 +677,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--identity-key", metavar="HEX|FILE", help="require this server identity")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser(
+        "directory",
+        help="run a directory service (names -> server records)",
+        description="Run a MinimaLT directory: servers register their signed records under "
+        "their names, clients look names up. Prints the two environment variables clients "
+        "need (MINIMALT_DIRECTORY, MINIMALT_DIRECTORY_KEY) on stdout.",
+    )
+    p.add_argument("-i", "--identity", help="identity file (default: a throw-away identity)")
+    p.add_argument("--host", default="127.0.0.1", help="UDP address to bind (default 127.0.0.1)")
+    p.add_argument("-p", "--port", type=int, default=0, help="UDP port (default: any free port)")
+    p.add_argument(
+        "--store",
+        default="~/.config/minimalt/directory.sqlite3",
+        metavar="PATH",
+        help="SQLite file of names (default ~/.config/minimalt/directory.sqlite3; "
+        ":memory: for none)",
+    )
+    p.add_argument(
+        "--bind",
+        action="append",
+        metavar="NAME=KEY",
+        help="reserve NAME for the identity KEY (hex, base64url or identity file); repeatable",
+    )
+    p.add_argument("--advertise", metavar="HOST", help="host to put in the directory's record")
+    p.add_argument(
+        "--write-client-config",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="also write the client configuration (default ~/.config/minimalt/client.json)",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="close tunnels silent for S seconds (default 30)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=cmd_directory)
+
+    p = sub.add_parser(
+        "lookup",
+        help="look a server name up in the directory and print its record",
+        description="Ask the directory for NAME's current record, check it (signature, "
+        "expiry, name) and print it. Exit code 1 and one error line if there is none.",
+    )
+    p.add_argument("name", help="server name")
+    _add_directory_arguments(p)
+    p.add_argument(
+        "-t",
+        "--timeout",
+        type=float,
+        default=DEFAULT_CONNECT_TIMEOUT,
+        metavar="S",
+        help=f"give up if the directory does not answer (default {DEFAULT_CONNECT_TIMEOUT:g} s)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_lookup)
 
     p = sub.add_parser(
         "demo",
