@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMPS := .make-stamps
 
-.PHONY: install demo test test-py test-js bench lint clean
+.PHONY: install demo test test-py test-js bench bench-latency conformance lint clean
 
 install: $(STAMPS)/venv $(STAMPS)/node
 
@@ -35,6 +35,16 @@ test-js: $(STAMPS)/node $(STAMPS)/venv
 
 bench: install
 	$(PY) bench/run.py
+
+# Latency to the first response byte against TCP, TLS and QUIC: bench/latency.json,
+# docs/latency.md and docs/latency.svg (network namespaces when root, else userspace relays).
+bench-latency: $(STAMPS)/venv
+	$(PY) bench/latency_bench.py
+
+# The conformance cases, full profile (minutes): conformance/results.json and results.md.
+# (`make test` runs their fast profile.)
+conformance: $(STAMPS)/venv
+	$(PY) -m tests.conformance --profile full
 
 lint: $(STAMPS)/venv
 	$(PY) -m ruff check core uvbridge tests bench examples

@@ -136,9 +136,6 @@ class EmulatedNetwork:
                 _must(["ip", "netns", "add", name])
                 self._made.append(name)
                 _must(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"])
-                # No IPv6 on the TUN devices: router solicitations would cross the link too.
-                _run(["ip", "netns", "exec", name, "sysctl", "-qw",
-                      "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
             config = json.dumps({"c2s": self.c2s.to_dict(), "s2c": self.s2c.to_dict()})
             self._forwarder = subprocess.Popen(
                 [sys.executable, str(FORWARDER), "--ns-a", self.namespaces["client"],
@@ -151,6 +148,10 @@ class EmulatedNetwork:
                 raise RuntimeError(f"forwarder did not start: {ready}")
             for side, ip in (("client", CLIENT_IP), ("server", SERVER_IP)):
                 ns = self.namespaces[side]
+                # No IPv6 on the TUN devices (router solicitations would cross the link too);
+                # loopback keeps it, for dual-stack sockets.
+                _run(["ip", "netns", "exec", ns, "sysctl", "-qw",
+                      f"net.ipv6.conf.{DEVICE}.disable_ipv6=1"])
                 _must(["ip", "netns", "exec", ns, "ip", "addr", "add", f"{ip}/24", "dev", DEVICE])
                 _must(["ip", "netns", "exec", ns, "ip", "link", "set", DEVICE, "mtu", str(MTU),
                        "up"])

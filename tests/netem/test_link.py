@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+
 from minimalt.testing.link import (
     Blackhole,
     GilbertElliott,
@@ -18,7 +19,6 @@ from minimalt.testing.link import (
     main,
     precise_loop,
 )
-
 from tests.aio.leaks import no_leaked_resources  # noqa: F401  (autouse fixture)
 
 # --- the model, on made-up times ----------------------------------------------------------------

@@ -12,8 +12,8 @@ import socket
 import time
 
 import pytest
-from minimalt.testing.link import LinkConfig
 
+from minimalt.testing.link import LinkConfig
 from tests.aio.leaks import no_leaked_resources  # noqa: F401  (autouse fixture)
 from tests.netem.network import SERVER_IP, EmulatedNetwork, unavailable
 
