@@ -321,6 +321,13 @@ class Socket extends Duplex {
 
   // --- net.Socket's other methods --------------------------------------------------------------
 
+  /** End our side, then destroy once everything written has gone (net's destroySoon). */
+  destroySoon() {
+    if (this.writable) this.end();
+    if (this.writableFinished) this.destroy();
+    else this.once('finish', () => this.destroy());
+  }
+
   /** Close with a reset: the peer gets ECONNRESET and unsent data is dropped. */
   resetAndDestroy() {
     this._resetOnDestroy = true;
