@@ -274,6 +274,28 @@ class Client:
             self._drivers[family] = driver
             return driver
 
+    async def rebind(self, host: str | None = None, port: int = 0) -> Any:
+        """Move this client's UDP socket to a new local address, as after a NAT rebinding or a
+        change of network: ``host`` (default: the address it is bound to; its family picks the
+        socket to move), ``port`` (0: any free port). The old socket is closed. Open tunnels
+        carry on: each moves to a new TID at once (the two locations cannot be linked) and
+        each server checks the new address before following it. Returns the new address."""
+        if self._closed:
+            raise TunnelClosedError("this client is closed")
+        if host is None:
+            open_ = [(f, d) for f, d in self._drivers.items() if not d.is_closing()]
+            if len(open_) != 1:
+                raise ValueError("rebind() needs host= unless the client has exactly one socket")
+            family, driver = open_[0]
+            host = str(driver.sockname[0])
+        else:
+            family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+            found = self._drivers.get(family)
+            if found is None or found.is_closing():
+                raise ValueError(f"this client has no open socket of {host!r}'s address family")
+            driver = found
+        return await driver.rebind((host, port), family=family)
+
     @property
     def tunnels(self) -> list[Any]:
         """The core tunnels this client holds."""

@@ -242,14 +242,24 @@ class Connection:
 
     # --- writing -------------------------------------------------------------------------------
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Queue ``data``; it is sent as congestion and flow control allow. Call ``drain()``."""
+    def write(
+        self, data: bytes | bytearray | memoryview, *, retry_safe: bool | None = None
+    ) -> None:
+        """Queue ``data``; it is sent as congestion and flow control allow. Call ``drain()``.
+
+        ``retry_safe`` (default: the flag given to ``connect``) marks these bytes as safe to
+        execute twice, so they may ride in the tunnel's 0-RTT first flight (a replayed first
+        packet could deliver them again to a server that lost its replay cache). Bytes not
+        marked, and every byte written after them, wait until the server has answered (one
+        round trip); order is always kept. Once the server has answered it makes no
+        difference."""
         if self._exc is not None:
             self._raise()
         if self._write_closed:
             raise LocalProtocolError("write after write_eof() or close()")
         if data:
-            self.tunnel.send(self.cid, data)  # type: ignore[arg-type]  # copies non-bytes
+            # (the core copies non-bytes)
+            self.tunnel.send(self.cid, data, retry_safe=retry_safe)  # type: ignore[arg-type]
             self._driver.schedule_flush()
 
     def writelines(self, data: Any) -> None:

@@ -39,6 +39,8 @@ from ..proto.events import (
     RecordUpdated,
     TunnelClosed,
     TunnelEstablished,
+    TunnelMigrated,
+    TunnelRekeyed,
 )
 from ..proto.events import ConnectionRefused as ConnectionRefusedEvent
 from ..proto.events import ConnectionReset as ConnectionResetEvent
@@ -100,6 +102,9 @@ class EndpointDriver(asyncio.DatagramProtocol):
         self.endpoint = endpoint
         self.loop = loop
         self.on_connection = on_connection
+        #: Called with each ``TunnelMigrated`` (a peer's new address passed its path check) and
+        #: ``TunnelRekeyed`` (a tunnel moved to a new TID) event, for monitoring.
+        self.on_path_event: Callable[[TunnelMigrated | TunnelRekeyed], None] | None = None
         self.transport: asyncio.DatagramTransport | None = None
         self.sockname: Any = None
         #: Connections waiting in ``drain()``; checked after every input.
@@ -300,6 +305,10 @@ class EndpointDriver(asyncio.DatagramProtocol):
                 known = self.learned_records.get(record.identity)
                 if known is None or record.expires >= known.expires:
                     self.learned_records[record.identity] = record
+            elif kind is TunnelMigrated or kind is TunnelRekeyed:
+                logger.debug("minimalt: %r", event)
+                if self.on_path_event is not None:
+                    self.on_path_event(event)
 
     def _conn(self, tunnel: Tunnel, cid: int) -> Connection | None:
         state = self._tunnels.get(tunnel)
@@ -434,6 +443,36 @@ class EndpointDriver(asyncio.DatagramProtocol):
         self._process_events()
         self.schedule_flush()
 
+    async def rebind(self, local_addr: tuple[str, int], *, family: int = 0) -> Any:
+        """Move to a new UDP socket bound at ``local_addr`` and close the old one, as when a
+        NAT rebinds or a host changes network. The tunnels carry on: a server follows a client
+        to its new address once the address answers a path challenge, and a client tunnel
+        moves to a new TID, so the old and new locations cannot be linked. Returns the new
+        socket's address."""
+        if self._sendto is None or self._closing:
+            raise TunnelClosedError("the endpoint is closed")
+        old = self.transport
+        loop = self.loop
+        if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+            sock = await _bind_udp(loop, local_addr, family, None)
+            BatchingDatagramTransport(loop, sock, self)  # calls connection_made
+        else:
+            await loop.create_datagram_endpoint(lambda: self, local_addr=local_addr, family=family)
+        if old is not None:
+            # The old socket's end must not look like ours: detach it, then close it. What
+            # still arrives at the old address is lost, as after a real move.
+            old.set_protocol(asyncio.DatagramProtocol())
+            old.close()
+        now = monotonic()
+        for tunnel in list(self.endpoint.tunnels.values()):
+            if tunnel.is_client and tunnel.state == OPEN and tunnel.established:
+                # A new TID for the new location; its first packet goes out at once, so the
+                # server learns of the move even if we had nothing else to send.
+                tunnel.rekey(now)
+        self._process_events()
+        self.schedule_flush()
+        return self.sockname
+
     # --- lifetime -------------------------------------------------------------------------------
 
     @property
@@ -566,6 +605,12 @@ class BatchingDatagramTransport(asyncio.DatagramTransport):
 
     def get_write_buffer_size(self) -> int:
         return sum(len(data) for data, _ in self._backlog)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol  # type: ignore[assignment]
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
 
     def is_closing(self) -> bool:
         return self._closing

@@ -209,6 +209,22 @@ class Server:
     def tunnels(self) -> list[Any]:
         return self._driver.tunnels
 
+    @property
+    def endpoint(self) -> Endpoint:
+        """The core ``Endpoint``: drop counters by reason (``drops``), puzzle statistics
+        (``puzzles.stats``), the 0-RTT replay cache (``replay_cache``), tunnels by TID."""
+        return self._driver.endpoint
+
+    @property
+    def on_path_event(self) -> Callable[[Any], Any] | None:
+        """Called with each ``TunnelMigrated`` (a client's new address passed its path check)
+        and ``TunnelRekeyed`` (a tunnel moved to a new TID) event, for monitoring."""
+        return self._driver.on_path_event
+
+    @on_path_event.setter
+    def on_path_event(self, callback: Callable[[Any], Any] | None) -> None:
+        self._driver.on_path_event = callback
+
     def stats(self) -> dict[str, Any]:
         """Endpoint counters (datagrams, drops by reason), tunnels and running handlers."""
         stats = self._driver.endpoint.stats()
