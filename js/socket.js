@@ -100,6 +100,10 @@ class Socket extends Duplex {
     if (typeof service !== 'string' || service.length === 0) {
       throw invalidArg('options.service', 'a non-empty string', service);
     }
+    const { connectTimeout } = options;
+    if (connectTimeout !== undefined && !(typeof connectTimeout === 'number' && connectTimeout >= 0)) {
+      throw invalidArg('options.connectTimeout', 'a non-negative number of milliseconds', connectTimeout);
+    }
     if (this._bridge !== null || this.destroyed) {
       throw makeError('ERR_SOCKET_CONNECTION_IN_PROGRESS', 'a minimalt Socket connects once; create a new one');
     }
@@ -110,10 +114,9 @@ class Socket extends Duplex {
     const bridge = getBridge();
     this._bridge = bridge;
     bridge.attach(this);
-    bridge.ready.then(
-      () => this._open(bridge, options),
-      (error) => this.destroy(error),
-    );
+    bridge.ready
+      .then(() => this._open(bridge, options))
+      .catch((error) => this.destroy(error)); // never an unhandled rejection
     return this;
   }
 

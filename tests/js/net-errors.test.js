@@ -122,6 +122,9 @@ test('the promise helpers reject with the coded error', async () => {
 test('bad arguments throw at once with Node-style codes', () => {
   expect(() => minimalt.connect({ service: 'x' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
   expect(() => minimalt.connect({ record: 'mlt1:x' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }));
+  expect(() => minimalt.connect({ record: 'mlt1:x', service: 'x', connectTimeout: -1 })).toThrow(
+    expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }),
+  );
   expect(() => minimalt.createServer().listen(0)).toThrow(expect.objectContaining({ code: 'ERR_MISSING_OPTION' }));
   expect(() => minimalt.createServer({ service: 'x' }).listen(70000)).toThrow(
     expect.objectContaining({ code: 'ERR_SOCKET_BAD_PORT' }),
