@@ -12,6 +12,7 @@ const CODES = Object.freeze({
   EMLTVERSION: 'the bridge speaks another protocol version',
   EMLTCLOSED: 'the tunnel carrying the connection closed (peer shut down or closed it)',
   EMLTRECORD: 'the server record is malformed, expired, badly signed or not the pinned identity',
+  EMLTDIRECTORY: 'the directory is not configured, unreachable, or refused the request',
   EMLTIDENTITY: 'the identity file could not be read',
   EMLTPROTO: 'the peer broke the protocol',
   EMLTLOCAL: 'the connection was used in a way the protocol does not allow',
@@ -40,6 +41,7 @@ function makeError(code, message, fields) {
 function errorFromFrame(frame, fields) {
   const extra = { ...fields };
   if (typeof frame.mlt === 'number') extra.mltCode = frame.mlt;
+  if (typeof frame.directory === 'string') extra.directoryCode = frame.directory;
   return makeError(frame.code || 'EMLTINTERNAL', frame.message || frame.code || 'bridge error', extra);
 }
 

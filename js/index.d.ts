@@ -29,7 +29,12 @@ export interface SocketOptions {
 
 export interface ConnectOptions extends SocketOptions {
   /** The server's record: its 'mlt1:' text, its bytes, or the path of a file holding it. */
-  record: string | Uint8Array;
+  record?: string | Uint8Array;
+  /**
+   * Or the server's name, resolved through the directory (MINIMALT_DIRECTORY and
+   * MINIMALT_DIRECTORY_KEY, or the client configuration file); ENOTFOUND if it has none.
+   */
+  name?: string;
   /** The service to connect to. */
   service: string;
   /**
@@ -136,6 +141,11 @@ export interface ServerOptions {
   advertise?: string;
   /** Seconds an ephemeral key (and the records naming it) lives; keys rotate at half of it. */
   keyLifetime?: number;
+  /**
+   * Register the record with the directory under the identity's name, before 'listening' and
+   * after every key rotation (needs a named identity file and a configured directory).
+   */
+  register?: boolean;
   /** For accepted sockets (default false). */
   allowHalfOpen?: boolean;
   /** Accepted sockets start paused. */
@@ -154,6 +164,7 @@ export interface ListenOptions {
   identity?: string;
   advertise?: string;
   keyLifetime?: number;
+  register?: boolean;
 }
 
 /**

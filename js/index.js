@@ -24,8 +24,10 @@ const { CODES } = require('./errors');
  * Open a connection. Returns the Socket at once; writes made before 'connect' are sent as
  * soon as they may (in the tunnel's first packet when `retrySafe`).
  * @param {object} options
- * @param {string|Uint8Array} options.record the server's record ('mlt1:...' text, its
- *   bytes, or the path of a file holding it)
+ * @param {string|Uint8Array} [options.record] the server's record ('mlt1:...' text, its
+ *   bytes, or the path of a file holding it), or
+ * @param {string} [options.name] the server's name, resolved through the directory
+ *   (MINIMALT_DIRECTORY, MINIMALT_DIRECTORY_KEY; one round trip unless cached)
  * @param {string} options.service the service name
  * @param {boolean} [options.retrySafe=false] data written before the server answers may
  *   ride in the 0-RTT first flight (only for requests safe to execute twice)

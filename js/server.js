@@ -33,6 +33,9 @@ class Server extends EventEmitter {
    *   a throw-away identity
    * @param {string} [options.advertise] the host put in the record (when bound to 0.0.0.0)
    * @param {number} [options.keyLifetime] seconds an ephemeral key (and its record) lives
+   * @param {boolean} [options.register=false] register the record with the directory
+   *   (MINIMALT_DIRECTORY, MINIMALT_DIRECTORY_KEY) under the identity's name, before
+   *   'listening' and after every key rotation; clients then connect({ name })
    * @param {boolean} [options.allowHalfOpen=false]
    * @param {boolean} [options.pauseOnConnect=false]
    * @param {(socket: Socket) => void} [connectionListener]
@@ -50,6 +53,7 @@ class Server extends EventEmitter {
       identity: options.identity,
       advertise: options.advertise,
       keyLifetime: options.keyLifetime,
+      register: options.register,
     };
     this.allowHalfOpen = Boolean(options.allowHalfOpen);
     this.pauseOnConnect = Boolean(options.pauseOnConnect);
@@ -116,6 +120,7 @@ class Server extends EventEmitter {
       identity: options.identity ?? this._listenOptions.identity,
       advertise: options.advertise ?? this._listenOptions.advertise,
       keyLifetime: options.keyLifetime ?? this._listenOptions.keyLifetime,
+      register: Boolean(options.register ?? this._listenOptions.register),
     };
     bridge.ready
       .then(() => {

@@ -93,8 +93,10 @@ class Socket extends Duplex {
    */
   connect(options, connectListener) {
     if (options === null || typeof options !== 'object') throw invalidArg('options', 'of type object', options);
-    const { record, service } = options;
-    if (typeof record !== 'string' && !(record instanceof Uint8Array)) {
+    const { record, name, service } = options;
+    if (name !== undefined && record === undefined) {
+      if (typeof name !== 'string' || name.length === 0) throw invalidArg('options.name', 'a non-empty string', name);
+    } else if (typeof record !== 'string' && !(record instanceof Uint8Array)) {
       throw invalidArg('options.record', "a server record (the 'mlt1:' text, its bytes, or a record file path)", record);
     }
     if (typeof service !== 'string' || service.length === 0) {
@@ -125,10 +127,12 @@ class Socket extends Duplex {
     this._h = bridge.allocHandle();
     bridge.register(this._h, this);
     this._initCredit(bridge);
+    // A name goes where a record would: the child resolves it through the directory.
+    const record = options.record ?? options.name;
     const frame = {
       t: 'connect',
       h: this._h,
-      record: typeof options.record === 'string' ? options.record : Buffer.from(options.record),
+      record: typeof record === 'string' ? record : Buffer.from(record),
       service: options.service,
       retrySafe: Boolean(options.retrySafe),
     };

@@ -17,6 +17,7 @@ from ..aio.errors import (
     TunnelClosedError,
 )
 from ..aio.identity import IdentityError
+from ..directory.errors import DirectoryError, NameNotFound
 from ..proto import constants as C
 
 #: A Python exception surfaced through the bridge with no better code.
@@ -33,6 +34,10 @@ def error_code(exc: BaseException) -> str:
         return "ECONNRESET"
     if isinstance(exc, TunnelClosedError):
         return "ETIMEDOUT" if exc.code == C.ERR_IDLE_TIMEOUT else "EMLTCLOSED"
+    if isinstance(exc, NameNotFound):
+        return "ENOTFOUND"  # as Node's dns for a name nobody has
+    if isinstance(exc, DirectoryError):
+        return "EMLTDIRECTORY"
     if isinstance(exc, RecordError):
         return "EMLTRECORD"
     if isinstance(exc, IdentityError):
@@ -64,4 +69,6 @@ def error_fields(exc: BaseException) -> dict[str, Any]:
     mlt = getattr(exc, "code", None)
     if isinstance(mlt, int) and isinstance(exc, MinimaLTError):
         fields["mlt"] = mlt
+    if isinstance(exc, DirectoryError):
+        fields["directory"] = exc.code  # the directory's own code: not_found, config, ...
     return fields

@@ -661,6 +661,10 @@ class BridgeHost(asyncio.Protocol):
         options: dict[str, Any] = {}
         if isinstance(frame.get("keyLifetime"), int):
             options["key_lifetime"] = frame["keyLifetime"]
+        if frame.get("register"):
+            # Register the record under the identity's name with the configured directory
+            # (MINIMALT_DIRECTORY, inherited from Node), before answering, and after rotations.
+            options["directory"] = True
         try:
             server = await serve(
                 services={name: handle.handle for name in services},

@@ -15,6 +15,7 @@ from minimalt.aio.errors import (
     RemoteProtocolError,
     TunnelClosedError,
 )
+from minimalt.directory.errors import DirectoryConfigError, DirectoryUnavailable, NameNotFound
 from minimalt.proto import constants as C
 from minimalt.uvbridge.errors import error_code, error_fields
 
@@ -28,6 +29,9 @@ from minimalt.uvbridge.errors import error_code, error_fields
         (TunnelClosedError("idle", C.ERR_IDLE_TIMEOUT), "ETIMEDOUT"),
         (TunnelClosedError("bye", C.ERR_NONE), "EMLTCLOSED"),
         (RecordError("bad magic"), "EMLTRECORD"),
+        (NameNotFound("shop.example"), "ENOTFOUND"),
+        (DirectoryConfigError("no directory configured"), "EMLTDIRECTORY"),
+        (DirectoryUnavailable("no answer"), "EMLTDIRECTORY"),
         (RemoteProtocolError("bad frame"), "EMLTPROTO"),
         (LocalProtocolError("misuse"), "EMLTLOCAL"),
         (OSError(errno.EADDRINUSE, "Address already in use"), "EADDRINUSE"),
@@ -57,3 +61,7 @@ def test_fields_carry_the_protocol_code_of_minimalt_errors_only() -> None:
         "mlt": 8,
     }
     assert "mlt" not in error_fields(OSError(errno.EACCES, "denied"))
+
+
+def test_directory_errors_carry_the_directory_s_own_code() -> None:
+    assert error_fields(NameNotFound("shop.example"))["directory"] == "not_found"
