@@ -14,6 +14,7 @@ form is ``mlt1:`` followed by the binary form in unpadded URL-safe base64.
 from __future__ import annotations
 
 import base64
+import math
 import re
 import struct
 from dataclasses import dataclass, field
@@ -196,13 +197,13 @@ class ServerKeys:
         Returns the new current key; erases expired ones."""
         upcoming = self.next
         fresh = EphemeralKey(
-            BoxKeyPair.generate(random), int(now_unix + 2 * interval + grace), now_unix, True
+            BoxKeyPair.generate(random), math.ceil(now_unix + 2 * interval + grace), now_unix, True
         )
         self._ephemeral[fresh.key_id] = fresh
         self.next = fresh
         if upcoming is None:
             upcoming = EphemeralKey(
-                BoxKeyPair.generate(random), int(now_unix + interval + grace), now_unix, True
+                BoxKeyPair.generate(random), math.ceil(now_unix + interval + grace), now_unix, True
             )
             self._ephemeral[upcoming.key_id] = upcoming
         self.previous, self.current = self.current, upcoming

@@ -1658,7 +1658,9 @@ class Tunnel:
         overhead = stream_overhead(cid, send.sent_offset, space)
         chunk = send.next_chunk(space - overhead, limit)
         if chunk is None:
-            return used, False
+            # No room left in this packet (say a Create took the end of it): the data waits
+            # for the next packet, so the connection stays ready.
+            return used, send.has_data_to_send(limit)
         offset, data, fin = chunk
         length = len(data)
         frame_header = stream_header(cid, offset, length, fin)

@@ -104,12 +104,6 @@ def test_a_directory_answer_with_a_forged_record_is_never_used():
     assert not [t for t in client.endpoint.tunnels.values() if t.peer == ALPHA]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: Tunnel._fill_connection returns more=False when a connection's Create "
-    "fits at the end of a packet but its first data byte does not (next_chunk -> None), so "
-    "the data is never sent; reported to the core's owner",
-)
 def test_a_thousand_lookups_at_once_over_one_tunnel_are_all_answered():
     net = Network()
     client = net.client(CLIENT, directory_record=net.directory_record)
