@@ -36,6 +36,7 @@ class Connection:
         "user",
         "auth_signature",
         "user_key",
+        "accepted",
     )
 
     def __init__(
@@ -73,6 +74,7 @@ class Connection:
         self.user: bytes | None = None
         self.auth_signature = b""
         self.user_key: Any = None  # client: the SigningKeyPair that signs the Create
+        self.accepted = False  # ours: the peer acknowledged our Create without refusing it
 
     def has_data_to_send(self) -> bool:
         return self.send.has_data_to_send(self.send_limit)

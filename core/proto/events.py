@@ -38,6 +38,17 @@ class ConnectionOpened:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectionAccepted:
+    """The peer acknowledged the packet that opened our connection ``cid`` and did not refuse
+    it in the same answer (what ``net``'s ``'connect'`` means). At most once per connection.
+    A peer refuses in the packet that acknowledges the Create unless that packet is full of
+    other control frames; only then can a ConnectionRefused still follow."""
+
+    tunnel: Tunnel
+    cid: int
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionRefused:
     """The peer refused connection ``cid`` (unknown service, limit, ...)."""
 
@@ -133,6 +144,7 @@ class TunnelClosed:
 Event = (
     TunnelEstablished
     | ConnectionOpened
+    | ConnectionAccepted
     | ConnectionRefused
     | DataReceived
     | ConnectionReset

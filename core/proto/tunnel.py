@@ -109,6 +109,7 @@ class Tunnel:
     __slots__ = (
         "_ack_deadline",
         "_ack_eliciting_unacked",
+        "_accepting",
         "_ack_immediately",
         "_app_limited",
         "_auth_binding",
@@ -337,6 +338,7 @@ class Tunnel:
         self._next_tid: int | None = None  # server: registered in advance at the endpoint
         self._first_later_pn: int | None = None  # client: first packet under the later key
         self._rekey_wanted = False
+        self._accepting: list[int] = []  # our connections whose Create was just acknowledged
 
     # --- construction helpers ----------------------------------------------------------------
 
@@ -814,6 +816,8 @@ class Tunnel:
         except RemoteProtocolError as exc:
             self._protocol_error(exc)
             return
+        if self._accepting:
+            self._announce_accepted()
         if eliciting is None:
             # Refused early data: not acknowledged, so the client's copy stays in flight until
             # it learns of the refusal and resends it (DESIGN §7.2).
@@ -940,6 +944,18 @@ class Tunnel:
                 # The peer has our ACK up to this packet: stop repeating those ranges (RFC 9000
                 # §13.2.4); duplicates are still caught by the replay window.
                 self._recv_pns.trim_below(meta[1] + 1)
+            elif tag == _M_CREATE:
+                # The peer got our Create. A refusal would come in this very packet, after its
+                # ACK: decide once the whole packet is processed.
+                self._accepting.append(meta[1])
+
+    def _announce_accepted(self) -> None:
+        for cid in self._accepting:
+            conn = self.connections.get(cid)
+            if conn is not None and conn.local and not conn.accepted and not conn.reset:
+                conn.accepted = True
+                self.endpoint._events.append(events.ConnectionAccepted(self, cid))
+        self._accepting.clear()
 
     def _on_packets_lost(self, lost: list[SentPacket]) -> None:
         self.packets_lost += len(lost)

@@ -509,3 +509,18 @@ def test_a_record_with_a_copied_signature_is_refused_even_after_a_good_one():
     forged = replace(record, ephemeral=bytes(32))  # same signature, other key
     with pytest.raises(LocalProtocolError, match="signature"):
         client.connect(forged, sim.now)
+
+
+def test_connection_accepted_comes_after_one_round_trip_and_never_for_a_refusal():
+    sim, server, client, record, server_app, client_app = make_pair(link=Link(delay=0.05))
+    start = sim.now
+    tunnel = client.connect(record, sim.now)
+    good = tunnel.open_connection("echo", retry_safe=True)
+    bad = tunnel.open_connection("nope", retry_safe=True)
+    tunnel.send(good, b"x")
+    tunnel.send(bad, b"y")
+    assert sim.run(lambda: client_app.of(E.ConnectionRefused), timeout=5)
+    sim.run(timeout=1)
+    accepted = [(round(t - start, 6), ev.cid) for t, ev in client_app.events
+                if isinstance(ev, E.ConnectionAccepted)]
+    assert accepted == [(0.1, good)]
