@@ -49,12 +49,15 @@ class Connection:
     """
 
     __slots__ = (
+        "_accept_waiter",
+        "_accepted",
         "_buf",
         "_close_waiter",
         "_closed",
         "_datagram_waiter",
         "_datagrams",
         "_done",
+        "_done_waiter",
         "_drain_waiter",
         "_driver",
         "_eof",
@@ -109,6 +112,11 @@ class Connection:
         self._closed = False  # close() called
         self._send_done = False  # our FIN and every byte before it acknowledged
         self._done = False  # nothing more will happen on this connection
+        self._done_waiter: asyncio.Future[None] | None = None
+        # The server acknowledged our Create without refusing it; a server's own connections
+        # are accepted by definition.
+        self._accepted = not local
+        self._accept_waiter: asyncio.Future[None] | None = None
         self._high = DEFAULT_HIGH_WATER
         self._low = DEFAULT_LOW_WATER
         self._limit = DEFAULT_LIMIT
@@ -363,6 +371,37 @@ class Connection:
                 self._datagram_waiter = None
         return self._datagrams.popleft()
 
+    # --- acceptance and completion ---------------------------------------------------------------
+
+    @property
+    def accepted(self) -> bool:
+        """The server acknowledged the packet that opened this connection and did not refuse
+        it: one round trip after ``connect`` (what ``net``'s ``'connect'`` means). Always True
+        on the server side."""
+        return self._accepted
+
+    async def wait_accepted(self) -> None:
+        """Wait until the server has accepted this connection (``accepted``); returns at once
+        if it has. Raises ``ConnectionRefused`` if it refused it, ``ConnectTimeoutError`` if a
+        new tunnel got no answer, ``TunnelClosedError`` if the tunnel closed first (or
+        ``ConnectionReset`` if the connection was reset first). Rarely, a server whose answer
+        was full of other frames refuses in a later packet: the refusal then comes after."""
+        if not self._accepted and not self._done:
+            if self._accept_waiter is None:
+                self._accept_waiter = self._driver.loop.create_future()
+            await asyncio.shield(self._accept_waiter)
+        if not self._accepted:
+            self._raise()
+
+    async def wait_done(self) -> None:
+        """Wait, without reading, until the connection is over: both directions ended, or it
+        was reset, refused, or its tunnel closed. Never raises for that: ``exception`` says
+        why it failed, if it did. Data that arrived before a clean end stays readable."""
+        if not self._done:
+            if self._done_waiter is None:
+                self._done_waiter = self._driver.loop.create_future()
+            await asyncio.shield(self._done_waiter)
+
     # --- closing -------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -519,8 +558,18 @@ class Connection:
             self._driver.closing.discard(self)
             self._wake_closer()
 
+    def _on_accepted(self) -> None:
+        """The core reports that the server acknowledged our Create without refusing it."""
+        self._accepted = True
+        waiter = self._accept_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def _on_closed(self) -> None:
         """The core reports both directions finished cleanly."""
+        # Every byte we sent was acknowledged, the Create's too: the server accepted (its
+        # ConnectionAccepted may come later in the same batch of events, after we are gone).
+        self._accepted = True
         self._eof = True
         self._send_done = True
         self._finish()
@@ -539,9 +588,9 @@ class Connection:
         self._wake_reader()
         self._wake_drain()
         self._wake_closer()
-        waiter = self._datagram_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        for waiter in (self._datagram_waiter, self._accept_waiter, self._done_waiter):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     def _wake_reader(self) -> None:
         waiter = self._read_waiter

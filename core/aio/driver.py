@@ -31,6 +31,7 @@ from ..proto.crypto import SigningKeyPair
 from ..proto.endpoint import Endpoint
 from ..proto.errors import LocalProtocolError
 from ..proto.events import (
+    ConnectionAccepted,
     ConnectionClosed,
     ConnectionOpened,
     DatagramReceived,
@@ -261,6 +262,10 @@ class EndpointDriver(asyncio.DatagramProtocol):
                     event.tunnel.consume(event.cid, len(event.data))
             elif kind is ConnectionOpened:
                 self._on_opened(event)
+            elif kind is ConnectionAccepted:
+                conn = self._conn(event.tunnel, event.cid)
+                if conn is not None:
+                    conn._on_accepted()
             elif kind is ConnectionClosed:
                 conn = self._conn(event.tunnel, event.cid)
                 if conn is not None:
