@@ -135,6 +135,8 @@ class Tunnel:
         "_largest_recv_time",
         "_last_received",
         "_last_sent",
+        "_last_stream_data",
+        "_waiting_pings",
         "_local_max_conns",
         "_local_max_data",
         "_local_opened",
@@ -339,6 +341,8 @@ class Tunnel:
         self._first_later_pn: int | None = None  # client: first packet under the later key
         self._rekey_wanted = False
         self._accepting: list[int] = []  # our connections whose Create was just acknowledged
+        self._last_stream_data = now  # client: when stream data last arrived
+        self._waiting_pings = 0  # client: PINGs sent since then (exponential backoff)
 
     # --- construction helpers ----------------------------------------------------------------
 
@@ -895,6 +899,8 @@ class Tunnel:
         if conn is None or conn.reset:
             return
         new = conn.recv.add(offset, data, fin)
+        self._last_stream_data = self._last_received
+        self._waiting_pings = 0
         if new:
             if conn.recv.highest > conn.recv_limit:
                 raise FlowControlError(f"connection {conn.cid} sent past its window")
@@ -1381,6 +1387,23 @@ class Tunnel:
         interval = self.config.rekey_interval
         if self.is_client and interval is not None and self._epoch_started + interval < deadline:
             deadline = self._epoch_started + interval
+        waiting = self._waiting_deadline()
+        if waiting is not None and waiting < deadline:
+            deadline = waiting
+        return deadline
+
+    def _waiting_deadline(self) -> float | None:
+        """Client with open connections: when to send a PING if no stream data came. A client
+        that only receives never sends otherwise, so after a NAT rebinding the server would keep
+        sending to a dead address; the PING comes from the new one and the server's path
+        challenge moves the tunnel. Backs off exponentially while nothing comes, and stops
+        after half the idle timeout (an idle tunnel must be allowed to time out)."""
+        if not self.is_client or not self.connections:
+            return None
+        pto = self.recovery.rtt.pto_base() + self.config.max_ack_delay
+        deadline = self._last_stream_data + 2 * pto * (1 << min(self._waiting_pings, 12))
+        if deadline >= self._last_stream_data + self.config.idle_timeout / 2:
+            return None
         return deadline
 
     def _amplification_blocked(self) -> bool:
@@ -1410,6 +1433,10 @@ class Tunnel:
         keepalive = self.config.keepalive_interval
         if keepalive is not None and now >= self._last_sent + keepalive:
             self._probes = max(self._probes, 1)
+        waiting = self._waiting_deadline()
+        if waiting is not None and now >= waiting:
+            self._probes = max(self._probes, 1)
+            self._waiting_pings += 1
         if self.is_client and self._rekey_due(now):
             self._epoch_started = now  # ask once per interval, whether or not it can happen now
             self._rekey_wanted = True

@@ -167,6 +167,8 @@ def test_random_bytes_never_raise(data: bytes) -> None:
         assert 0 <= result.tid <= C.TID_MASK
         if result.puzzle is not None and not result.from_client:
             assert result.box_offset == len(data) == 37  # a server puzzle has no box
+        elif result.record is not None:
+            assert result.box_offset == len(data)  # nor has a server's record answer
         else:
             assert result.box_offset + C.BOX_TAG_SIZE <= len(data)
     else:

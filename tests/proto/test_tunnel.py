@@ -442,10 +442,16 @@ def test_idle_tunnel_times_out_silently():
     tunnel.send(cid, b"x")
     assert sim.run(lambda: cid in client_app.data, timeout=5)
     start = sim.now
+    arrivals = []  # every datagram the client gets after the data
+    sim.links[(SERVER, CLIENT)].drop = lambda d: arrivals.append(sim.now) or False
     assert sim.run(lambda: client_app.of(E.TunnelClosed), timeout=10)
     closed = client_app.of(E.TunnelClosed)[0]
     assert closed.code == C.ERR_IDLE_TIMEOUT and not closed.by_peer
-    assert sim.now - start == pytest.approx(5.0, abs=0.2)
+    # Closed exactly one idle timeout after the last packet from the server (the acks of the
+    # client's waiting PINGs, which stop after half the timeout, count as packets).
+    last = arrivals[-1] + 0.05 if arrivals else start
+    assert sim.now - last == pytest.approx(5.0, abs=1e-6)
+    assert sim.now - start <= 1.5 * 5.0 + 0.5
     assert client.tunnels == {}
 
 

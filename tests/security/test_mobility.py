@@ -165,13 +165,6 @@ async def test_nat_rebinding_is_followed_after_a_path_check_and_the_client_rekey
         assert before != after
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="core: a client that only receives never learns that its NAT rebound; the server "
-    "keeps sending to the dead mapping and the transfer stalls until the idle timeout unless "
-    "keepalive_interval is set (reported)",
-)
 async def test_receive_only_client_behind_a_rebinding_nat_resumes_without_keepalive():
     nat = await Nat.start(None)
     client = minimalt.Client()  # the default configuration: no keep-alive
