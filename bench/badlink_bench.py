@@ -36,7 +36,14 @@ for path in (str(ROOT), str(HERE)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from latency_bench import ALPN, _child, _read_json, _stop, make_certificate  # noqa: E402
+from latency_bench import (  # noqa: E402
+    ALPN,
+    _child,
+    _read_json,
+    _stop,
+    make_certificate,
+    write_docs,
+)
 
 RATE = 10e6
 DELAY = 0.015
@@ -46,7 +53,13 @@ SCENARIOS = {
     "loss2": {"loss": 0.02, "tcp": False, "label": "2 % loss each way"},
     "tcp": {"loss": 0.0, "tcp": True, "label": "0 % loss, 1 competing TCP flow"},
 }
-PROTOCOLS = ["minimalt", "aioquic"]
+PROTOCOLS = ["minimalt", "minimalt-cubic", "aioquic"]
+#: minimalt servers: congestion controller of each (the client only acknowledges).
+CONTROLLERS = {"minimalt": "newreno", "minimalt-cubic": "cubic"}
+LABELS = {"minimalt": "minimalt (NewReno, default)", "minimalt-cubic": "minimalt (CUBIC)",
+          "aioquic": "aioquic (NewReno)"}
+GOODPUT_START = "<!-- goodput-table:start -->"
+GOODPUT_END = "<!-- goodput-table:end -->"
 _CHUNK = 64 << 10
 
 
@@ -63,7 +76,7 @@ def _payload(size: int) -> bytes:
     return bytes(range(256)) * (size // 256) + bytes(size % 256)
 
 
-async def minimalt_server(host: str) -> None:
+async def minimalt_server(host: str, controller: str) -> None:
     import minimalt
 
     async def download(conn: minimalt.Connection) -> None:
@@ -75,7 +88,8 @@ async def minimalt_server(host: str) -> None:
         conn.write_eof()
 
     loop = asyncio.get_running_loop()
-    async with minimalt.serve(download, service="download", host=host) as server:
+    config = minimalt.EndpointConfig(congestion_control=controller)
+    async with minimalt.serve(download, service="download", host=host, config=config) as server:
         print(json.dumps({"record": server.record.to_text(), "port": server.port}), flush=True)
         advertise = json.loads(await loop.run_in_executor(None, sys.stdin.readline))["advertise"]
         import dataclasses
@@ -130,12 +144,12 @@ async def peer_servers(host: str, certdir: Path) -> None:
 # === clients ====================================================================================
 
 
-async def fetch_minimalt(spec: dict[str, Any], size: int) -> float:
+async def fetch_minimalt(spec: dict[str, Any], size: int, name: str) -> float:
     import minimalt
 
     async with minimalt.Client() as client:
         started = time.perf_counter()
-        conn = await client.connect(spec["record"], "download", retry_safe=True)
+        conn = await client.connect(spec["records"][name], "download", retry_safe=True)
         conn.write(b"%d\n" % size)
         conn.write_eof()
         got = 0
@@ -147,7 +161,7 @@ async def fetch_minimalt(spec: dict[str, Any], size: int) -> float:
     return took
 
 
-async def fetch_aioquic(spec: dict[str, Any], size: int) -> float:
+async def fetch_aioquic(spec: dict[str, Any], size: int, name: str = "aioquic") -> float:
     from aioquic.asyncio import connect
     from aioquic.quic.configuration import QuicConfiguration
 
@@ -170,9 +184,8 @@ async def fetch_aioquic(spec: dict[str, Any], size: int) -> float:
 
 
 class TcpFlow:
-    """A competing TCP bulk download, run in a thread-free subprocess-free way: a blocking
-    socket read loop on its own event loop thread would be simpler, but a child process keeps
-    it out of the measured protocol's CPU."""
+    """A competing TCP bulk download, read by a child process (``--role tcp-sink``) so that
+    its reads cost the measured protocol's process no CPU."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
@@ -238,6 +251,7 @@ def run_client(spec: dict[str, Any]) -> dict[str, Any]:
     size = spec["mib"] << 20
     fetchers = {
         "minimalt": (fetch_minimalt, uvloop.new_event_loop),
+        "minimalt-cubic": (fetch_minimalt, uvloop.new_event_loop),
         "aioquic": (fetch_aioquic, asyncio.new_event_loop),
     }
     out: dict[str, Any] = {name: [] for name in PROTOCOLS}
@@ -252,7 +266,7 @@ def run_client(spec: dict[str, Any]) -> dict[str, Any]:
                 fetch, factory = fetchers[name]
                 before = flow.mark() if flow is not None else None
                 with asyncio.Runner(loop_factory=factory) as runner:
-                    took = runner.run(asyncio.wait_for(fetch(spec, size), 300))
+                    took = runner.run(asyncio.wait_for(fetch(spec, size, name), 300))
                 out[name].append(size * 8 / took / 1e6)
                 if flow is not None and before is not None:
                     after = flow.mark()
@@ -280,8 +294,9 @@ def measure(mib: int, runs: int, network: str) -> dict[str, Any]:
     else:
         reason = None if network == "netns" else "relay requested"
     results: dict[str, Any] = {"network": used, "scenarios": {}}
-    net = mlt = peers = None
+    net = peers = None
     relays: list[Any] = []
+    servers: dict[str, Any] = {}
     try:
         if used == "netns":
             from tests.netem.network import SERVER_IP, EmulatedNetwork
@@ -291,23 +306,27 @@ def measure(mib: int, runs: int, network: str) -> dict[str, Any]:
                                                   net.exec_prefix("client"), SERVER_IP)
         else:
             server_prefix, client_prefix, host = [], [], "127.0.0.1"
-        mlt = _child(server_prefix + me + ["--role", "minimalt-server", "--host", host])
-        first = _read_json(mlt, "port")
+        addresses = {}
+        for name, controller in CONTROLLERS.items():
+            servers[name] = _child(server_prefix + me + ["--role", "minimalt-server", "--host",
+                                                         host, "--cc", controller])
+            addresses[name] = [host, _read_json(servers[name], "port")]
         peers = _child(server_prefix + me + ["--role", "peer-servers", "--host", host,
                                              "--certdir", str(tmp)])
         ports = _read_json(peers, "ports")
-        addresses = {"minimalt": [host, first], "aioquic": [host, ports["aioquic"]],
-                     "tcp": [host, ports["tcp"]]}
+        addresses.update(aioquic=[host, ports["aioquic"]], tcp=[host, ports["tcp"]])
         if used != "netns":
-            for name in ("minimalt", "aioquic"):
+            for name in PROTOCOLS:
                 relay = _child(me + ["--role", "relay", "--target",
                                      f"{host}:{addresses[name][1]}"])
                 addresses[name] = _read_json(relay, "address")
                 relays.append(relay)
-        assert mlt.stdin is not None
-        mlt.stdin.write(json.dumps({"advertise": addresses["minimalt"]}) + "\n")
-        mlt.stdin.flush()
-        record = _read_json(mlt, "record")
+        records = {}
+        for name, server in servers.items():
+            assert server.stdin is not None
+            server.stdin.write(json.dumps({"advertise": addresses[name]}) + "\n")
+            server.stdin.flush()
+            records[name] = _read_json(server, "record")
         for name, scenario in SCENARIOS.items():
             if scenario["tcp"] and used != "netns":
                 results["scenarios"][name] = {"skipped": f"needs the namespace network "
@@ -322,7 +341,7 @@ def measure(mib: int, runs: int, network: str) -> dict[str, Any]:
                 relay.stdin.write(json.dumps(config.to_dict()) + "\n")
                 relay.stdin.flush()
                 _read_json(relay, "ok")
-            spec = {"record": record, "aioquic": addresses["aioquic"], "tcp": addresses["tcp"],
+            spec = {"records": records, "aioquic": addresses["aioquic"], "tcp": addresses["tcp"],
                     "cafile": str(tmp / "cert.pem"), "mib": mib, "runs": runs,
                     "competing_tcp": scenario["tcp"]}
             done = subprocess.run(client_prefix + me + ["--role", "client", "--spec",
@@ -337,7 +356,8 @@ def measure(mib: int, runs: int, network: str) -> dict[str, Any]:
                 + "".join(f"; TCP beside {p} {statistics.median(v):.2f} Mbit/s"
                           for p, v in cell["tcp"].items()), flush=True)
     finally:
-        _stop(mlt)
+        for server in servers.values():
+            _stop(server)
         _stop(peers)
         for relay in relays:
             _stop(relay)
@@ -367,16 +387,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--network", choices=("auto", "netns", "relay"), default="auto")
     parser.add_argument("--out", default=str(HERE / "badlink.json"))
+    parser.add_argument("--docs", default=str(ROOT / "docs"),
+                        help="where latency.md (the goodput table) is ('' for nowhere)")
     parser.add_argument("--role", default="orchestrator", help=argparse.SUPPRESS)
     parser.add_argument("--host", help=argparse.SUPPRESS)
     parser.add_argument("--certdir", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
+    parser.add_argument("--cc", default="newreno", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.role == "minimalt-server":
         import minimalt
 
-        minimalt.run(minimalt_server(args.host))
+        minimalt.run(minimalt_server(args.host, args.cc))
         return {}
     if args.role == "peer-servers":
         asyncio.run(peer_servers(args.host, Path(args.certdir)))
@@ -403,13 +426,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         f"{RATE / 1e6:g} Mbit/s, {DELAY * 1000:g} ms one-way link ({QUEUE >> 10} KiB queue); "
         f"network: {results['network']}.",
         "",
-        "| scenario | minimalt | aioquic | competing TCP flow (beside minimalt / aioquic) |",
-        "|---|---:|---:|---:|",
+        "| scenario | " + " | ".join(LABELS[p] for p in PROTOCOLS) + " | competing TCP flow "
+        "(beside each, same order) |",
+        "|---|" + "---:|" * len(PROTOCOLS) + "---:|",
     ]
     for name, scenario in SCENARIOS.items():
         cell = results["scenarios"][name]
         if "skipped" in cell:
-            lines.append(f"| {scenario['label']} | – | – | skipped: {cell['skipped']} |")
+            lines.append(f"| {scenario['label']} | " + "– | " * len(PROTOCOLS)
+                         + f"skipped: {cell['skipped']} |")
             continue
         med = {p: statistics.median(v) for p, v in cell["goodput"].items()}
         tcp = {p: statistics.median(v) for p, v in cell["tcp"].items()}
@@ -418,12 +443,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         for p, value in tcp.items():
             figures[f"goodput_{name}_tcp_beside_{p}_mbps"] = round(value, 3)
         beside = " / ".join(f"{tcp[p]:.2f}" for p in PROTOCOLS) if tcp else "–"
-        lines.append(f"| {scenario['label']} | {med['minimalt']:.2f} | {med['aioquic']:.2f} | "
-                     f"{beside} |")
+        lines.append(f"| {scenario['label']} | "
+                     + " | ".join(f"{med[p]:.2f}" for p in PROTOCOLS) + f" | {beside} |")
     print()
     print("\n".join(lines))
     Path(args.out).write_text(json.dumps({"results": results, "figures": figures,
                                           "table": "\n".join(lines)}, indent=2) + "\n")
+    if args.docs:
+        lines.append(f"\nReproduce: `python bench/badlink_bench.py --mib {args.mib} "
+                     f"--runs {args.runs}` (part of `make bench`).")
+        write_docs("\n".join(lines), Path(args.docs) / "latency.md", GOODPUT_START, GOODPUT_END)
     return figures
 
 

@@ -610,18 +610,50 @@ def markdown(table: dict[str, Any], raw: dict[str, Any], delays: list[float], ru
         lines.append(f"| {LABELS[name]} | {EXPECTED_RTTS[name]} | " + " | ".join(cells) + " |")
     path = " | ".join(f"{raw['cells'][str(d)]['path_rtt'] * 1000:.2f} ms" for d in delays)
     lines.append(f"| *measured path RTT (UDP ping)* | | {path} |")
+    lines += [
+        "",
+        "A least-squares line through each row, latency = fixed + slope x RTT, over the measured "
+        "path RTTs: the slope is the round trips the protocol really waits for, the fixed part "
+        "its processing time (CPU, crypto, wake-ups) on this machine:",
+        "",
+        "| protocol | expected RTTs | slope (RTTs) | fixed (ms) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in PROTOCOLS:
+        if name not in table:
+            continue
+        points = [(raw["cells"][str(d)]["path_rtt"] * 1000, table[name][str(d)]["median_ms"])
+                  for d in delays if str(d) in table[name]]
+        if len(points) >= 2:
+            slope, fixed = fit_line(points)
+            table[name]["fit"] = {"slope_rtts": round(slope, 3), "fixed_ms": round(fixed, 3)}
+            lines.append(f"| {LABELS[name]} | {EXPECTED_RTTS[name]} | {slope:.2f} | "
+                         f"{fixed if abs(fixed) >= 0.05 else 0.0:.1f} |")
     errors = {d: raw["cells"][str(d)]["errors"] for d in delays if raw["cells"][str(d)]["errors"]}
     if errors:
         lines += ["", f"Errors: {errors}"]
     return "\n".join(lines)
 
 
+def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """(slope, intercept) of the least-squares line through ``points``."""
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    var = sum((x - mean_x) ** 2 for x, _ in points)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / var if var else 0.0
+    return slope, mean_y - slope * mean_x
+
+
 def plot_svg(table: dict[str, Any], delays: list[float], path: Path) -> None:
     """Latency against RTT, one line per protocol: a small hand-written SVG (no matplotlib)."""
-    width, height, left, right, top, bottom = 760, 460, 70, 250, 30, 55
+    width, height, left, right, top, bottom = 820, 460, 70, 290, 30, 55
     xs = [2 * d for d in delays]
-    ymax = max(c["median_ms"] for cells in table.values() for c in cells.values())
-    ymax = max(50.0, (int(ymax / 50) + 1) * 50)
+    ymax = max(c["median_ms"] for cells in table.values() for d, c in cells.items()
+               if d != "fit")
+    step = next(s for s in (10, 20, 50, 100, 200, 500, 1000) if ymax / s <= 6)
+    ticks = int(ymax / step) + 1
+    ymax = ticks * step
     xmax = max(xs) * 1.05
 
     def sx(x: float) -> float:
@@ -635,8 +667,8 @@ def plot_svg(table: dict[str, Any], delays: list[float], path: Path) -> None:
            f'<rect width="{width}" height="{height}" fill="white"/>',
            f'<text x="{left}" y="18" font-size="14">Time to first response byte on a fresh '
            f'connection</text>']
-    for i in range(6):
-        y = ymax * i / 5
+    for i in range(ticks + 1):
+        y = step * i
         out.append(f'<line x1="{left}" y1="{sy(y):.1f}" x2="{width - right}" y2="{sy(y):.1f}" '
                    f'stroke="#ddd"/><text x="{left - 8}" y="{sy(y) + 4:.1f}" '
                    f'text-anchor="end">{y:.0f}</text>')
@@ -671,16 +703,18 @@ def plot_svg(table: dict[str, Any], delays: list[float], path: Path) -> None:
     path.write_text("\n".join(out) + "\n")
 
 
-def write_docs(text: str, path: Path) -> None:
-    """Replace the generated table in ``path`` (between the markers), keeping the prose."""
-    block = f"{TABLE_START}\n{text}\n{TABLE_END}"
+def write_docs(text: str, path: Path, start: str = TABLE_START, end: str = TABLE_END) -> None:
+    """Replace the generated block in ``path`` (between the markers), keeping the prose."""
+    block = f"{start}\n{text}\n{end}"
     if path.exists():
         doc = path.read_text()
-        if TABLE_START in doc and TABLE_END in doc:
-            head, _, rest = doc.partition(TABLE_START)
-            _, _, tail = rest.partition(TABLE_END)
+        if start in doc and end in doc:
+            head, _, rest = doc.partition(start)
+            _, _, tail = rest.partition(end)
             path.write_text(head + block + tail)
             return
+        path.write_text(doc.rstrip("\n") + "\n\n" + block + "\n")
+        return
     path.write_text("# Latency to the first response byte\n\n" + block + "\n")
 
 
@@ -694,6 +728,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--out", default=str(HERE / "latency.json"))
     parser.add_argument("--docs", default=str(ROOT / "docs"),
                         help="where latency.md (table) and latency.svg go ('' for nowhere)")
+    parser.add_argument("--render-only", action="store_true",
+                        help="redraw the table and plot from the --out JSON of an earlier run")
     parser.add_argument("--role", choices=("orchestrator", "server", "client", "network"),
                         default="orchestrator", help=argparse.SUPPRESS)
     parser.add_argument("--host", help=argparse.SUPPRESS)
@@ -723,10 +759,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown:
         parser.error(f"unknown protocols {unknown}")
-    raw = measure(delays, args.runs, args.network, protocols)
-    raw["environment"] = (f"Python {platform.python_version()}, {ssl.OPENSSL_VERSION}, "
-                          f"{os.cpu_count()} CPUs, "
-                          f"{time.strftime('%Y-%m-%d', time.gmtime())}")
+    if args.render_only:
+        saved = json.loads(Path(args.out).read_text())
+        delays, args.runs = saved["delays_ms"], saved["runs"]
+        protocols = [p for p in PROTOCOLS if p in saved["table"]]
+        raw = {"network": saved["network"], "environment": saved["environment"], "cells": {
+            str(d): {"path_rtt": saved["path_rtt_ms"][str(d)] / 1000,
+                     "runs": saved["raw_runs_s"][str(d)], "errors": saved["errors"][str(d)]}
+            for d in delays}}
+    else:
+        raw = measure(delays, args.runs, args.network, protocols)
+        raw["environment"] = (f"Python {platform.python_version()}, {ssl.OPENSSL_VERSION}, "
+                              f"{os.cpu_count()} CPUs, "
+                              f"{time.strftime('%Y-%m-%d', time.gmtime())}")
     table = summarise(raw, delays, protocols)
     text = markdown(table, raw, delays, args.runs)
     print()
@@ -745,6 +790,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     figures: dict[str, float] = {}
     for name, cells in table.items():
         for delay, c in cells.items():
+            if delay == "fit":
+                continue
             key = f"latency_{name.replace('+', '_').replace('-', '_')}_{float(delay):g}ms"
             figures[key + "_ms"] = c["median_ms"]
             figures[key + "_rtts"] = c["rtts"]
