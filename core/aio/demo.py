@@ -351,15 +351,8 @@ async def _demo(size_mb: int, rounds: int) -> None:
             )
             key_file = workdir / "server.json"
             _step(1, "identity")
-            keygen = await asyncio.create_subprocess_exec(
-                *_PY,
-                "keygen",
-                "-o",
-                str(key_file),
-                "-n",
-                "demo",
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+            keygen = await _spawn(
+                procs, "keygen", "-o", str(key_file), "-n", "demo", stderr=asyncio.subprocess.PIPE
             )
             out, err = await keygen.communicate()
             if keygen.returncode != 0:
@@ -491,9 +484,9 @@ async def _demo(size_mb: int, rounds: int) -> None:
                 ms = statistics.median(values) * 1e3
                 _print(f"      {label:56} {ms:6.1f} ms = {ms / (_RTT * 1e3):.2f} round trips")
             _print(
-                f"      TCP + TLS 1.3 on this path, by arithmetic (not measured): DNS lookup + "
-                f"SYN + handshake + request = 4 x {_RTT * 1e3:g} = {4 * _RTT * 1e3:g} ms "
-                f"({3 * _RTT * 1e3:g} ms with the DNS answer cached)"
+                f"      TCP + TLS 1.3 on this path, by arithmetic (not measured): DNS lookup + SYN "
+                f"+ TLS handshake + request\n        = 4 x {_RTT * 1e3:g} = {4 * _RTT * 1e3:g} ms, "
+                f"or 3 x {_RTT * 1e3:g} = {3 * _RTT * 1e3:g} ms with the DNS answer cached"
             )
             _print("      (measured side by side, with TCP, TLS and QUIC: make bench-latency)")
             if any(n != 1 for n in packets):
