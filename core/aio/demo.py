@@ -254,10 +254,14 @@ async def _transfer(record: Any, size: int) -> tuple[float, bool, dict[str, Any]
         start = time.perf_counter()
         sender = asyncio.ensure_future(send())
         received = 0
-        while data := await conn.read(1 << 20):
-            got_hash.update(data)
-            received += len(data)
-        await sender
+        try:
+            while data := await conn.read(1 << 20):
+                got_hash.update(data)
+                received += len(data)
+            await sender
+        finally:  # interrupted (Ctrl-C, an error): the sender must not outlive us
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
         elapsed = time.perf_counter() - start
         stats = conn.stats
         conn.close()
@@ -554,14 +558,17 @@ async def _demo(size_mb: int, rounds: int) -> None:
                 conn.write(b"ping")
                 await conn.readexactly(4)
                 reading = asyncio.ensure_future(conn.read())
-                code = await _stop(loopback)
                 try:
+                    code = await _stop(loopback)
                     await asyncio.wait_for(reading, 10)
                     raise DemoError("the open connection did not notice the shutdown")
                 except TunnelClosedError as exc:
                     _print(
                         f"      SIGTERM to the loopback server; the open connection reads: {exc}"
                     )
+                finally:
+                    reading.cancel()
+                    await asyncio.gather(reading, return_exceptions=True)
             if code != 0:
                 raise DemoError(f"the loopback server exited with code {code}")
             codes = {"'demo' server": await _stop(server), "directory": await _stop(directory)}
