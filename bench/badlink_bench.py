@@ -90,7 +90,7 @@ async def minimalt_server(host: str, controller: str) -> None:
     loop = asyncio.get_running_loop()
     config = minimalt.EndpointConfig(congestion_control=controller)
     async with minimalt.serve(download, service="download", host=host, config=config) as server:
-        print(json.dumps({"record": server.record.to_text(), "port": server.port}), flush=True)
+        print(json.dumps({"port": server.port}), flush=True)
         advertise = json.loads(await loop.run_in_executor(None, sys.stdin.readline))["advertise"]
         import dataclasses
 

@@ -10,10 +10,11 @@ For each one-way delay (0.25, 1, 8, 32, 64 ms by default) and each protocol, the
   the previous connection, the request in 0-RTT data;
 * ``minimalt``: minimalt with the server's record cached (a fresh tunnel, request in the first
   flight);
-* ``minimalt+dir``: minimalt when the record must be looked up first. The directory service is
-  not built yet, so the lookup is emulated honestly as what it will cost: one minimalt request
-  to a second server (whose record the client has, as clients hold the directory's) that
-  answers with the target's record bytes; then the connection as above.
+* ``minimalt+dir``: minimalt when the record must be looked up first, in the directory
+  service (``minimalt.serve_directory``, ``DirectoryClient.lookup`` with the cache bypassed)
+  whose own record the client holds, as it does after its first contact; then the connection
+  as above. ``minimalt+dir-first``: the first contact, when the client knows only the
+  directory's address and key (its record comes back on the way), then lookup and connection.
 
 The network: with root, TUN and ``ip netns`` (tests/netem), client and servers run in two
 network namespaces joined by the userspace forwarder, so every IP packet (TCP's SYN included)
@@ -51,7 +52,8 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-PROTOCOLS = ["tcp", "tls12", "tls13", "quic", "quic-0rtt", "minimalt", "minimalt+dir"]
+PROTOCOLS = ["tcp", "tls12", "tls13", "quic", "quic-0rtt", "minimalt", "minimalt+dir",
+             "minimalt+dir-first"]
 LABELS = {
     "tcp": "TCP + request",
     "tls12": "TCP + TLS 1.2",
@@ -59,19 +61,22 @@ LABELS = {
     "quic": "QUIC (aioquic), full handshake",
     "quic-0rtt": "QUIC (aioquic), 0-RTT resumption",
     "minimalt": "minimalt, cached record",
-    "minimalt+dir": "minimalt + directory lookup (emulated)",
+    "minimalt+dir": "minimalt + directory lookup",
+    "minimalt+dir-first": "minimalt + first contact with the directory",
 }
 #: Round trips each protocol needs in theory (connection set-up + request/response).
 EXPECTED_RTTS = {"tcp": 2, "tls12": 4, "tls13": 3, "quic": 2, "quic-0rtt": 1, "minimalt": 1,
-                 "minimalt+dir": 2}
+                 "minimalt+dir": 2, "minimalt+dir-first": 3}
 DEFAULT_DELAYS = [0.25, 1.0, 8.0, 32.0, 64.0]
 REQUEST = b"GET /hello\n"
 RESPONSE = b"hello from the server " + b"." * 74 + b"\n"  # 97 bytes
 ALPN = "mlt-bench"
+LOOKUP_NAME = "bench.minimalt.test"
 TABLE_START = "<!-- latency-table:start -->"
 TABLE_END = "<!-- latency-table:end -->"
 MARKS = {"tcp": "#7f7f7f", "tls12": "#d62728", "tls13": "#ff7f0e", "quic": "#9467bd",
-         "quic-0rtt": "#8c564b", "minimalt": "#2ca02c", "minimalt+dir": "#17becf"}
+         "quic-0rtt": "#8c564b", "minimalt": "#2ca02c", "minimalt+dir": "#17becf",
+         "minimalt+dir-first": "#bcbd22"}
 
 
 # === certificates ================================================================================
@@ -141,9 +146,9 @@ class _UdpEcho(asyncio.DatagramProtocol):
         self.transport.sendto(data, addr)
 
 
-async def run_servers(host: str, certdir: Path) -> None:
-    """Every server, on one loop: print their ports, read where to advertise the minimalt
-    ones, print the records, serve until stdin closes."""
+async def run_servers(host: str, certdir: Path, advertise: dict[str, list[Any]] | None) -> None:
+    """Every server, on one loop: print their ports and the minimalt records (naming the
+    ``advertise`` addresses, relays in front of them, when given), serve until stdin closes."""
     from aioquic.asyncio import serve as quic_serve
     from aioquic.quic.configuration import QuicConfiguration
 
@@ -184,46 +189,35 @@ async def run_servers(host: str, certdir: Path) -> None:
         conn.write(RESPONSE)
         conn.write_eof()
 
-    target = await minimalt.serve(bench, service="bench", host=host)
+    def where(name: str) -> Any:
+        return tuple(advertise[name]) if advertise else None
+
+    target = await minimalt.serve(bench, service="bench", host=host, advertise=where("minimalt"),
+                                  identity=minimalt.Identity.generate(LOOKUP_NAME))
     ports["minimalt"] = target.port
     closers.append(target)
-    lookup_answer: list[bytes] = []
-
-    async def lookup(conn: minimalt.Connection) -> None:
-        await conn.readline()  # the name; this emulation knows one server
-        conn.write(lookup_answer[0])
-        conn.write_eof()
-
-    directory = await minimalt.serve(lookup, service="lookup", host=host)
-    ports["directory"] = directory.port
+    directory = await minimalt.serve_directory(host=host, store=":memory:",
+                                               advertise=where("directory"))
+    ports["directory"] = directory.address[1]
     closers.append(directory)
     echo, _ = await loop.create_datagram_endpoint(_UdpEcho, local_addr=(host, 0))
     ports["ping"] = echo.get_extra_info("sockname")[1]
     closers.append(echo)
 
     print(json.dumps({"ports": ports}), flush=True)
-    line = await loop.run_in_executor(None, sys.stdin.readline)
-    advertise = json.loads(line)["advertise"]
-    records = {}
-    for name, server_ in (("minimalt", target), ("directory", directory)):
-        records[name] = _record_at(server_, tuple(advertise[name])).to_text()
-    lookup_answer.append(minimalt.load_record(records["minimalt"]).to_bytes())
+    # The relays in front of us (if any) learn where to forward; then we can register the
+    # target at the directory as clients reach it (through the relay).
+    await loop.run_in_executor(None, sys.stdin.readline)
+    async with minimalt.DirectoryClient(directory.address, directory.identity.public,
+                                        record=directory.record) as registrar:
+        await registrar.register(target.record, target.identity)
+    records = {"minimalt": target.record.to_text(), "directory": directory.record.to_text()}
     print(json.dumps({"records": records}), flush=True)
     await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes our stdin
     for closer in closers:
         closer.close()
     await target.wait_closed()
     await directory.wait_closed()
-
-
-def _record_at(server: Any, address: tuple[str, int]) -> Any:
-    """The server's record naming ``address`` (a relay in front of it, or itself)."""
-    import dataclasses
-
-    unsigned = dataclasses.replace(server.record, host=address[0], port=address[1],
-                                   signature=b"")
-    return dataclasses.replace(
-        unsigned, signature=server.identity.signing.sign(unsigned.signed_part()))
 
 
 # === the client process =========================================================================
@@ -302,17 +296,20 @@ class QuicClient:
         return took
 
 
-async def measure_minimalt(spec: dict[str, Any], lookup: bool) -> float:
+async def measure_minimalt(spec: dict[str, Any], lookup: str | None = None) -> float:
+    """A fresh client; ``lookup``: None (record cached), "cached" (directory record known) or
+    "first" (only the directory's address and key known)."""
     import minimalt
 
     client = minimalt.Client()
     try:
+        directory = minimalt.load_record(spec["records"]["directory"])
         started = time.perf_counter()
-        if lookup:
-            ask = await client.connect(spec["records"]["directory"], "lookup", retry_safe=True)
-            ask.write(b"bench\n")
-            ask.write_eof()
-            record: Any = await ask.read()
+        if lookup is not None:
+            resolver = minimalt.DirectoryClient(
+                (directory.host, directory.port), directory.identity, client=client,
+                record=directory if lookup == "cached" else None)
+            record: Any = await resolver.lookup(LOOKUP_NAME, use_cache=False)
         else:
             record = spec["records"]["minimalt"]
         conn = await client.connect(record, "bench", retry_safe=True)
@@ -362,8 +359,9 @@ async def run_client(spec: dict[str, Any]) -> dict[str, Any]:
         "tls13": lambda: measure_tcp(spec, "tls13"),
         "quic": lambda: quic.run(False),
         "quic-0rtt": lambda: quic.run(True),
-        "minimalt": lambda: measure_minimalt(spec, False),
-        "minimalt+dir": lambda: measure_minimalt(spec, True),
+        "minimalt": lambda: measure_minimalt(spec),
+        "minimalt+dir": lambda: measure_minimalt(spec, "cached"),
+        "minimalt+dir-first": lambda: measure_minimalt(spec, "first"),
     }
     protocols = [p for p in PROTOCOLS if p in spec["protocols"]]
     for name in protocols:  # warm-up: imports, first contexts, first sockets
@@ -427,30 +425,35 @@ class TcpDelayProxy:
             self.server.close()
 
 
-async def run_network(targets: dict[str, list[Any]], delay: float) -> None:
-    """Relays in front of the servers (``--role network``): print their addresses, then take
-    ``{"delay": seconds}`` lines on stdin until it closes."""
+async def run_network(kinds: dict[str, str], delay: float) -> None:
+    """Relays for the servers (``--role network``): print their addresses (they listen before
+    the servers exist, so the servers can name them in their records), then take
+    ``{"targets": {name: [host, port]}}`` and ``{"delay": seconds}`` lines until stdin closes."""
     from minimalt.testing.link import LinkConfig, UDPLink
 
     loop = asyncio.get_running_loop()
     relays: dict[str, Any] = {}
     addresses = {}
-    for name, (kind, host, port) in targets.items():
+    nowhere = ("127.0.0.1", 9)  # until the targets arrive
+    for name, kind in kinds.items():
         if kind == "udp":
-            relay = await UDPLink((host, port), LinkConfig(delay=delay)).start()
+            relay = await UDPLink(nowhere, LinkConfig(delay=delay)).start()
             addresses[name] = list(relay.address)
         else:
-            relay = TcpDelayProxy((host, port), delay)
+            relay = TcpDelayProxy(nowhere, delay)
             addresses[name] = list(await relay.start())
         relays[name] = relay
     print(json.dumps({"addresses": addresses}), flush=True)
     while line := await loop.run_in_executor(None, sys.stdin.readline):
-        new = json.loads(line)["delay"]
-        for relay in relays.values():
-            if isinstance(relay, UDPLink):
-                relay.reconfigure(LinkConfig(delay=new))
-            else:
-                relay.delay = new
+        command = json.loads(line)
+        for name, target in command.get("targets", {}).items():
+            relays[name].target = (target[0], int(target[1]))
+        if "delay" in command:
+            for relay in relays.values():
+                if isinstance(relay, UDPLink):
+                    relay.reconfigure(LinkConfig(delay=command["delay"]))
+                else:
+                    relay.delay = command["delay"]
         print(json.dumps({"ok": True}), flush=True)
     for relay in relays.values():
         relay.close()
@@ -460,11 +463,21 @@ async def run_network(targets: dict[str, list[Any]], delay: float) -> None:
 
 
 def _read_json(process: subprocess.Popen[str], key: str) -> Any:
+    """``key`` of the child's next JSON line (kept, so a second key of it can be read)."""
     assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line:
-        raise RuntimeError(f"child exited early (code {process.wait()})")
-    return json.loads(line)[key]
+    pending = _LINES.setdefault(process.pid, {})
+    if key not in pending:
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"child exited early (code {process.wait()})")
+        pending.clear()
+        pending.update(json.loads(line))
+    return pending.pop(key)
+
+
+_LINES: dict[int, dict[str, Any]] = {}
+#: The servers the server process runs (and the relays of the fallback network).
+SERVERS = ["tcp", "tls12", "tls13", "quic", "minimalt", "directory", "ping"]
 
 
 def _child(argv: list[str]) -> subprocess.Popen[str]:
@@ -515,19 +528,23 @@ def measure(delays: list[float], runs: int, network: str, protocols: list[str]
             addresses = {name: [SERVER_IP, port] for name, port in ports.items()}
             prefix = net.exec_prefix("client")
         else:
-            server = _child(me + ["--role", "server", "--host", "127.0.0.1",
-                                  "--certdir", str(tmp)])
-            ports = _read_json(server, "ports")
-            kinds = {"tcp": "tcp", "tls12": "tcp", "tls13": "tcp"}
-            targets = {name: [kinds.get(name, "udp"), "127.0.0.1", port]
-                       for name, port in ports.items()}
-            relays = _child(me + ["--role", "network", "--targets", json.dumps(targets),
+            kinds = {name: "tcp" if name in ("tcp", "tls12", "tls13") else "udp"
+                     for name in SERVERS}
+            relays = _child(me + ["--role", "network", "--targets", json.dumps(kinds),
                                   "--delay", str(delays[0] / 1000)])
             addresses = _read_json(relays, "addresses")
+            advertise = {name: addresses[name] for name in ("minimalt", "directory")}
+            server = _child(me + ["--role", "server", "--host", "127.0.0.1",
+                                  "--certdir", str(tmp), "--advertise", json.dumps(advertise)])
+            ports = _read_json(server, "ports")
+            assert relays.stdin is not None
+            relays.stdin.write(json.dumps({"targets": {
+                name: ["127.0.0.1", port] for name, port in ports.items()}}) + "\n")
+            relays.stdin.flush()
+            _read_json(relays, "ok")
             prefix = []
         assert server.stdin is not None
-        server.stdin.write(json.dumps({"advertise": {
-            "minimalt": addresses["minimalt"], "directory": addresses["directory"]}}) + "\n")
+        server.stdin.write("go\n")
         server.stdin.flush()
         records = _read_json(server, "records")
         server_name = addresses["tcp"][0]
@@ -735,6 +752,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--host", help=argparse.SUPPRESS)
     parser.add_argument("--certdir", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
+    parser.add_argument("--advertise", help=argparse.SUPPRESS)
     parser.add_argument("--targets", help=argparse.SUPPRESS)
     parser.add_argument("--delay", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -743,7 +761,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         import minimalt
 
         if args.role == "server":
-            minimalt.run(run_servers(args.host, Path(args.certdir)))
+            advertise = json.loads(args.advertise) if args.advertise else None
+            minimalt.run(run_servers(args.host, Path(args.certdir), advertise))
         elif args.role == "client":
             result = minimalt.run(run_client(json.loads(args.spec)))
             print(json.dumps(result), flush=True)
