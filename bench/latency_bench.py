@@ -77,6 +77,8 @@ TABLE_END = "<!-- latency-table:end -->"
 MARKS = {"tcp": "#7f7f7f", "tls12": "#d62728", "tls13": "#ff7f0e", "quic": "#9467bd",
          "quic-0rtt": "#8c564b", "minimalt": "#2ca02c", "minimalt+dir": "#17becf",
          "minimalt+dir-first": "#bcbd22"}
+#: Drawn dashed: lines that would hide another one (3 RTT, like TLS 1.3).
+DASHED = {"minimalt+dir-first"}
 
 
 # === certificates ================================================================================
@@ -664,7 +666,7 @@ def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
 
 def plot_svg(table: dict[str, Any], delays: list[float], path: Path) -> None:
     """Latency against RTT, one line per protocol: a small hand-written SVG (no matplotlib)."""
-    width, height, left, right, top, bottom = 820, 460, 70, 290, 30, 55
+    width, height, left, right, top, bottom = 880, 460, 70, 340, 30, 55
     xs = [2 * d for d in delays]
     ymax = max(c["median_ms"] for cells in table.values() for d, c in cells.items()
                if d != "fit")
@@ -709,11 +711,12 @@ def plot_svg(table: dict[str, Any], delays: list[float], path: Path) -> None:
         colour = MARKS[name]
         points = [(sx(2 * d), sy(table[name][str(d)]["median_ms"])) for d in delays
                   if str(d) in table[name]]
-        out.append('<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>'.format(
-            colour, " ".join(f"{x:.1f},{y:.1f}" for x, y in points)))
+        dash = ' stroke-dasharray="6 4"' if name in DASHED else ""
+        out.append('<polyline fill="none" stroke="{}" stroke-width="2"{} points="{}"/>'.format(
+            colour, dash, " ".join(f"{x:.1f},{y:.1f}" for x, y in points)))
         out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>' for x, y in points]
         out.append(f'<line x1="{width - right + 15}" y1="{legend_y}" x2="{width - right + 40}" '
-                   f'y2="{legend_y}" stroke="{colour}" stroke-width="3"/>'
+                   f'y2="{legend_y}" stroke="{colour}" stroke-width="3"{dash}/>'
                    f'<text x="{width - right + 46}" y="{legend_y + 4}">{LABELS[name]}</text>')
         legend_y += 20
     out.append("</svg>")
