@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import hashlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -138,23 +138,17 @@ async def fetch_checked(
 def observe_events(
     server: minimalt.Server, kinds: tuple[type, ...] = (TunnelMigrated,)
 ) -> list[Any]:
-    """Every core event of ``kinds`` the server's endpoint reports, in order.
-
-    The runtime consumes core events without exposing them (it has no use for
-    ``TunnelMigrated``), so this taps the driver's event pull. A workaround in test code only;
-    a public hook on ``Server`` would replace it.
-    """
+    """Every path event of ``kinds`` the server reports (``Server.on_path_event``), in order."""
     seen: list[Any] = []
-    driver = server._driver  # noqa: SLF001 - see the docstring
-    pull: Callable[[], Any] = driver._next_event
+    previous = server.on_path_event
 
-    def tee() -> Any:
-        event = pull()
-        if event is not None and isinstance(event, kinds):
+    def record(event: Any) -> None:
+        if isinstance(event, kinds):
             seen.append(event)
-        return event
+        if previous is not None:
+            previous(event)
 
-    driver._next_event = tee
+    server.on_path_event = record
     return seen
 
 
