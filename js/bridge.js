@@ -184,6 +184,7 @@ class Bridge extends EventEmitter {
       case 'closed':
       case 'dgram':
       case 'record':
+      case 'address':
       case 'accept': {
         const target = this._targets.get(frame.h);
         if (target !== undefined) {

@@ -50,6 +50,18 @@ export interface ConnectOptions extends SocketOptions {
   timeout?: number;
 }
 
+/** The options form of write() and end(): write(data, { retrySafe }, callback). */
+export interface WriteOptions {
+  /**
+   * true: these bytes are safe to execute twice and may ride in the 0-RTT first packet, even
+   * on a connection opened without retrySafe. false: they (and what follows) wait for the
+   * server's answer, even on a retrySafe connection. Omitted: the connection's retrySafe.
+   */
+  retrySafe?: boolean;
+  /** The encoding of a string chunk (default: the stream's default encoding, utf8). */
+  encoding?: BufferEncoding;
+}
+
 export interface SocketAddress {
   address: string;
   family: 'IPv4' | 'IPv6';
@@ -58,11 +70,13 @@ export interface SocketAddress {
 
 /**
  * One minimalt connection, shaped like net.Socket. Events: 'connect', 'ready', 'data', 'end',
- * 'finish', 'drain', 'timeout', 'error', 'close' (hadError), and 'datagram' (message).
+ * 'finish', 'drain', 'timeout', 'error', 'close' (hadError), 'datagram' (message), and on an
+ * accepted socket 'migrate' (the client's new address, after it moved).
  *
- * 'connect' means the connection is open for writing: the record is verified and the tunnel's
- * first flight is on its way. A refusal or no answer from the server arrives afterwards as
- * 'error' (ECONNREFUSED, ETIMEDOUT).
+ * 'connect' means what it means for net: the server accepted the connection (one round trip).
+ * Writes need not wait for it: data leaves at once (in the 0-RTT first packet when retry-safe).
+ * A refused connection, or one the server never answers, emits 'error' (ECONNREFUSED,
+ * ETIMEDOUT; syscall 'connect') then 'close', never 'connect'.
  */
 export class Socket extends Duplex {
   constructor(options?: SocketOptions);
@@ -113,19 +127,32 @@ export class Socket extends Duplex {
   /** The tunnel's counters (rtt, cwnd, bytes, losses) and this connection's. */
   getStats(): Promise<Record<string, unknown>>;
 
+  write(chunk: any, callback?: (error: Error | null | undefined) => void): boolean;
+  write(chunk: any, encoding: BufferEncoding, callback?: (error: Error | null | undefined) => void): boolean;
+  /** Mark these bytes retry-safe (0-RTT) or not, whatever the connection's retrySafe. */
+  write(chunk: string | Uint8Array, options: WriteOptions, callback?: (error: Error | null | undefined) => void): boolean;
+  end(cb?: () => void): this;
+  end(chunk: any, cb?: () => void): this;
+  end(chunk: any, encoding: BufferEncoding, cb?: () => void): this;
+  /** Write the last bytes with write()'s options, then end. */
+  end(chunk: string | Uint8Array, options: WriteOptions, cb?: () => void): this;
+
   addListener(event: 'close', listener: (hadError: boolean) => void): this;
   addListener(event: 'connect' | 'ready' | 'end' | 'finish' | 'drain' | 'timeout', listener: () => void): this;
   addListener(event: 'data' | 'datagram', listener: (data: Buffer) => void): this;
+  addListener(event: 'migrate', listener: (remote: SocketAddress) => void): this;
   addListener(event: 'error', listener: (error: MinimaltError) => void): this;
   addListener(event: string | symbol, listener: (...args: any[]) => void): this;
   on(event: 'close', listener: (hadError: boolean) => void): this;
   on(event: 'connect' | 'ready' | 'end' | 'finish' | 'drain' | 'timeout', listener: () => void): this;
   on(event: 'data' | 'datagram', listener: (data: Buffer) => void): this;
+  on(event: 'migrate', listener: (remote: SocketAddress) => void): this;
   on(event: 'error', listener: (error: MinimaltError) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: 'close', listener: (hadError: boolean) => void): this;
   once(event: 'connect' | 'ready' | 'end' | 'finish' | 'drain' | 'timeout', listener: () => void): this;
   once(event: 'data' | 'datagram', listener: (data: Buffer) => void): this;
+  once(event: 'migrate', listener: (remote: SocketAddress) => void): this;
   once(event: 'error', listener: (error: MinimaltError) => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
@@ -137,8 +164,11 @@ export interface ServerOptions {
   services?: string | string[];
   /** Path of an identity file (`minimalt keygen`); default: a throw-away identity. */
   identity?: string;
-  /** The host put in the record when listening on a wildcard address. */
-  advertise?: string;
+  /**
+   * The host put in the record when listening on a wildcard address, or the host and port
+   * clients should send to (behind a NAT, a port forward or a relay).
+   */
+  advertise?: string | { host: string; port: number };
   /** Seconds an ephemeral key (and the records naming it) lives; keys rotate at half of it. */
   keyLifetime?: number;
   /**
@@ -162,7 +192,7 @@ export interface ListenOptions {
   service?: string | string[];
   services?: string | string[];
   identity?: string;
-  advertise?: string;
+  advertise?: string | { host: string; port: number };
   keyLifetime?: number;
   register?: boolean;
 }
@@ -216,7 +246,7 @@ export function createServer(options?: ServerOptions, connectionListener?: (sock
 export function createServer(connectionListener?: (socket: Socket) => void): Server;
 
 export const promises: {
-  /** Resolves with the socket on 'connect', rejects with its coded error. */
+  /** Resolves with the socket on 'connect' (the server accepted it), rejects with its coded error (ECONNREFUSED, ...). */
   connect(options: ConnectOptions): Promise<Socket>;
   /** createServer(options) and listen(options); resolves on 'listening'. */
   listen(options: ServerOptions & ListenOptions, connectionListener?: (socket: Socket) => void): Promise<Server>;

@@ -25,13 +25,23 @@ function normalizeServices(value, where) {
   return list;
 }
 
+/** `advertise` on the pipe: a host, or `[host, port]`. */
+function advertiseField(advertise) {
+  if (advertise === undefined || advertise === null || typeof advertise === 'string') return advertise;
+  if (typeof advertise === 'object' && typeof advertise.host === 'string' && Number.isInteger(advertise.port)) {
+    return [advertise.host, advertise.port];
+  }
+  throw invalidArg('options.advertise', 'a host, or { host, port }', advertise);
+}
+
 class Server extends EventEmitter {
   /**
    * @param {object} [options]
    * @param {string|string[]} [options.service] the service name(s) to accept
    * @param {string} [options.identity] path of an identity file (`minimalt keygen`); default:
    *   a throw-away identity
-   * @param {string} [options.advertise] the host put in the record (when bound to 0.0.0.0)
+   * @param {string|{host: string, port: number}} [options.advertise] the host put in the
+   *   record (when bound to 0.0.0.0), or the host and port (behind a NAT or a relay)
    * @param {number} [options.keyLifetime] seconds an ephemeral key (and its record) lives
    * @param {boolean} [options.register=false] register the record with the directory
    *   (MINIMALT_DIRECTORY, MINIMALT_DIRECTORY_KEY) under the identity's name, before
@@ -102,6 +112,7 @@ class Server extends EventEmitter {
       error.code = 'ERR_MISSING_OPTION';
       throw error;
     }
+    const advertise = advertiseField(options.advertise ?? this._listenOptions.advertise);
     if (this._state !== 'idle') {
       throw makeError('ERR_SERVER_ALREADY_LISTEN', 'Listen method has been called more than once without closing.');
     }
@@ -118,7 +129,7 @@ class Server extends EventEmitter {
       host: options.host ?? '127.0.0.1',
       port,
       identity: options.identity ?? this._listenOptions.identity,
-      advertise: options.advertise ?? this._listenOptions.advertise,
+      advertise,
       keyLifetime: options.keyLifetime ?? this._listenOptions.keyLifetime,
       register: Boolean(options.register ?? this._listenOptions.register),
     };

@@ -13,9 +13,11 @@
  * we granted, and we grant as the stream is read: a reader that stops reading stops the
  * remote writer, with bounded memory in Node, in the child and in between.
  *
- * 'connect' means the connection is open for writing: the record verified, the tunnel's
- * first flight on its way (0-RTT). A server that refuses the service, or never answers, is
- * reported afterwards as an 'error' (ECONNREFUSED, ETIMEDOUT), as for TLS early data.
+ * 'connect' means what it means for net: the server accepted the connection (it acknowledged
+ * the packet that opened it without refusing it, one round trip). Writes need not wait for it:
+ * data leaves at once, in the tunnel's first packet (0-RTT) when retry-safe. A refused
+ * connection, or one that gets no answer, emits 'error' (ECONNREFUSED, ETIMEDOUT, with
+ * `syscall: 'connect'`) then 'close', never 'connect'.
  */
 
 const { Duplex } = require('node:stream');
@@ -67,6 +69,9 @@ class Socket extends Duplex {
     this._h = null;
     this._sendCredit = 0;
     this._pendingWrite = null;
+    this._retrySafeChunks = null; // WeakMap: chunk -> retrySafe, for write(data, { retrySafe })
+    this._sentMode = null; // the retry-safe mark the child applies to our next data
+    this._eofSent = false;
     this._finalCallback = null;
     this._received = 0;
     this._granted = 0;
@@ -138,9 +143,14 @@ class Socket extends Duplex {
     };
     if (options.connectTimeout !== undefined) frame.timeout = options.connectTimeout / 1000;
     if (options.identity !== undefined) frame.identity = options.identity;
+    // The reply comes once the server accepted the connection ('connect'), or as the error
+    // that ended it first: then the child wants nothing more for the handle.
     bridge.request(frame).then(
       (info) => this._onConnect(info),
-      (error) => this.destroy(Object.assign(error, { syscall: 'connect', service: options.service })),
+      (error) => {
+        this._remoteDone = true;
+        this.destroy(Object.assign(error, { syscall: 'connect', service: options.service }));
+      },
     );
     if (this._wantDatagrams) bridge.send({ t: 'dgram-on', h: this._h });
     this._flushWrite();
@@ -222,6 +232,13 @@ class Socket extends Duplex {
       case 'closed':
         this._remoteDone = true;
         return;
+      case 'address': {
+        // The peer's tunnel moved to a new address (it answered the server's path check).
+        if (this.destroyed) return;
+        this._setAddresses(frame.remote, undefined);
+        this.emit('migrate', { address: this.remoteAddress, family: this.remoteFamily, port: this.remotePort });
+        return;
+      }
       default:
     }
   }
@@ -249,44 +266,105 @@ class Socket extends Duplex {
     }
   }
 
+  /**
+   * As net's, plus `write(data, { retrySafe, encoding }[, callback])`: `retrySafe` true marks
+   * these bytes safe to execute twice, so they may ride in the 0-RTT first packet even if the
+   * connection was not opened with `retrySafe`; false keeps them (and what follows) for after
+   * the server's answer even if it was. Without it, the connection's `retrySafe` applies.
+   */
+  write(chunk, encoding, callback) {
+    if (encoding === null || typeof encoding !== 'object') return super.write(chunk, encoding, callback);
+    const { retrySafe } = encoding;
+    if (retrySafe !== undefined && typeof retrySafe !== 'boolean') {
+      throw invalidArg('options.retrySafe', 'a boolean', retrySafe);
+    }
+    let buf = chunk;
+    if (typeof chunk === 'string') buf = Buffer.from(chunk, encoding.encoding ?? this._writableState.defaultEncoding);
+    else if (chunk instanceof Uint8Array) buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    // (a fresh Buffer object over the same bytes: the mark follows this write, not the memory)
+    if (retrySafe !== undefined && buf instanceof Uint8Array) {
+      if (this._retrySafeChunks === null) this._retrySafeChunks = new WeakMap();
+      this._retrySafeChunks.set(buf, retrySafe);
+    }
+    return super.write(buf, callback);
+  }
+
+  /** As net's; `end(data, { retrySafe, encoding }[, callback])` marks the last data as write() does. */
+  end(chunk, encoding, callback) {
+    if (encoding === null || typeof encoding !== 'object') return super.end(chunk, encoding, callback);
+    if (chunk !== null && chunk !== undefined) this.write(chunk, encoding);
+    return super.end(callback);
+  }
+
+  /** The retry-safe mark of a chunk: true, false, or null (the connection's own). */
+  _modeOf(chunk) {
+    const marks = this._retrySafeChunks;
+    const mark = marks === null ? undefined : marks.get(chunk);
+    return mark === undefined ? null : mark;
+  }
+
   _write(chunk, _encoding, callback) {
-    this._pendingWrite = { chunk, offset: 0, callback };
+    this._pendingWrite = { pieces: [{ buf: chunk, mode: this._modeOf(chunk) }], index: 0, offset: 0, callback };
     this._flushWrite();
   }
 
   _writev(chunks, callback) {
-    const buf = chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk));
-    this._write(buf, 'buffer', callback);
+    // Consecutive chunks with the same retry-safe mark travel together.
+    const runs = [];
+    for (const { chunk } of chunks) {
+      const mode = this._modeOf(chunk);
+      const last = runs[runs.length - 1];
+      if (last !== undefined && last.mode === mode) last.parts.push(chunk);
+      else runs.push({ mode, parts: [chunk] });
+    }
+    const pieces = runs
+      .map(({ mode, parts }) => ({ buf: parts.length === 1 ? parts[0] : Buffer.concat(parts), mode }))
+      .filter(({ buf }) => buf.length > 0);
+    this._pendingWrite = { pieces, index: 0, offset: 0, callback };
+    this._flushWrite();
   }
 
-  /** Send as much of the pending chunk as the credit allows; its callback once all is sent. */
+  /** Send as much of the pending write as the credit allows; its callback once all is sent. */
   _flushWrite() {
     const w = this._pendingWrite;
     if (w === null || this._h === null || this._remoteDone) return;
-    const { chunk } = w;
     const max = this._bridge.maxData;
-    if (chunk.length === 0) {
-      this._pendingWrite = null;
-      w.callback();
-      return;
-    }
-    while (w.offset < chunk.length && this._sendCredit > 0) {
-      const n = Math.min(this._sendCredit, chunk.length - w.offset, max);
-      const piece = n === chunk.length ? chunk : chunk.subarray(w.offset, w.offset + n);
+    while (w.index < w.pieces.length) {
+      const { buf, mode } = w.pieces[w.index];
+      if (buf.length === 0) {
+        w.index += 1;
+        continue;
+      }
+      if (this._sendCredit <= 0) return;
+      if (mode !== this._sentMode) {
+        this._sentMode = mode;
+        this._bridge.send({ t: 'retry-safe', h: this._h, v: mode });
+      }
+      const n = Math.min(this._sendCredit, buf.length - w.offset, max);
+      const piece = n === buf.length ? buf : buf.subarray(w.offset, w.offset + n);
       w.offset += n;
       this._sendCredit -= n;
       this._bytesSent += n;
-      if (w.offset < chunk.length) {
+      if (w.offset < buf.length) {
         this._bridge.sendData('data', this._h, piece);
-      } else {
+        continue;
+      }
+      w.index += 1;
+      w.offset = 0;
+      if (w.index === w.pieces.length) {
         // Done once the pipe has taken the last piece: the caller may then reuse the chunk.
         this._pendingWrite = null;
         this._touch();
         this._bridge.sendData('data', this._h, piece, () => {
           if (!this.destroyed) w.callback();
         });
+        return;
       }
+      this._bridge.sendData('data', this._h, piece);
     }
+    // Nothing to send (an empty write).
+    this._pendingWrite = null;
+    w.callback();
   }
 
   _final(callback) {
@@ -296,10 +374,15 @@ class Socket extends Duplex {
 
   _maybeFinal() {
     const callback = this._finalCallback;
-    // Data may leave before 'connect' (0-RTT), but as with net, 'finish' comes after it.
-    if (callback === null || this._h === null || this.connecting) return;
+    if (callback === null || this._h === null) return;
+    // Our end leaves with the data, before 'connect' (a request and its end in the 0-RTT
+    // first packet), but as with net, 'finish' comes after 'connect'.
+    if (!this._eofSent) {
+      this._eofSent = true;
+      if (!this._remoteDone) this._bridge.send({ t: 'eof', h: this._h });
+    }
+    if (this.connecting) return;
     this._finalCallback = null;
-    if (!this._remoteDone) this._bridge.send({ t: 'eof', h: this._h });
     callback();
   }
 

@@ -34,6 +34,7 @@ from .. import __version__
 from ..aio.client import Client
 from ..aio.connection import Connection
 from ..aio.server import Server, serve
+from ..proto.events import TunnelMigrated
 from .codec import MAX_FRAME, FrameDecoder, FrameError, encode, encode_data
 from .errors import error_fields
 
@@ -85,14 +86,18 @@ class Stream:
         "_draining",
         "_finishing",
         "_pending",
+        "_reading",
         "_want_datagrams",
+        "_watcher",
         "conn",
+        "connect_rid",
         "credit",
         "failed",
         "finished",
         "h",
         "host",
         "read_done",
+        "retry_safe",
         "stopped",
         "ungranted",
         "write_closed",
@@ -115,23 +120,37 @@ class Stream:
         self.read_done = False  # we sent end or error, or Node stopped us
         self.failed = False
         self._finishing = False
+        self._reading = False
         self._want_datagrams = False
+        #: The ``connect`` request still waiting for its reply: sent once the server accepted
+        #: the connection, or as ``err`` if it failed first (then no ``error`` frame).
+        self.connect_rid: int | None = None
+        #: What Node's next ``data`` is marked as (``retry-safe`` frame); None: the connection's
+        #: own flag.
+        self.retry_safe: bool | None = None
+        self._watcher: asyncio.Task[None] | None = None
         #: Done when the handle is released (``closed`` sent).
         self.finished: asyncio.Future[None] = host.loop.create_future()
 
     # --- the connection arrives ----------------------------------------------------------------
 
-    def attach(self, conn: Connection) -> None:
-        """Start serving ``conn``, replaying what Node sent while it was being opened."""
+    def attach(self, conn: Connection, *, reading: bool = True) -> None:
+        """Start serving ``conn``, replaying what Node sent while it was being opened.
+        ``reading`` False: Node's data flows (0-RTT) but nothing is read for Node until
+        ``start_reading()`` (once the server accepted: no ``data`` before ``'connect'``)."""
         self.conn = conn
         conn.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
         pending, self._pending = self._pending, None
-        self.host.spawn(self._read_loop())
-        if self._want_datagrams:
-            self.host.spawn(self._datagram_loop())
+        # A paused Node reader gives the read loop no credit, so it would not notice a reset
+        # or a closed tunnel: this does, at once.
+        self._watcher = self.host.spawn(self._watch())
+        if reading:
+            self.start_reading()
         for op, arg in pending or ():
             if op == "data":
                 self.write(arg)
+            elif op == "retry-safe":
+                self.retry_safe = arg
             elif op == "dgram":
                 self.send_datagram(arg)
             elif op == "eof":
@@ -139,6 +158,12 @@ class Stream:
             else:
                 self.close(abort=op == "abort")
         self.grant()
+
+    def start_reading(self) -> None:
+        self._reading = True
+        self.host.spawn(self._read_loop())
+        if self._want_datagrams:
+            self.host.spawn(self._datagram_loop())
 
     def discard(self) -> None:
         """The connection could not be opened (Node was told with ``err``)."""
@@ -157,7 +182,7 @@ class Stream:
             return  # the connection failed (Node has been told) or Node ended it: dropped
         assert self.conn is not None
         try:
-            self.conn.write(data)
+            self.conn.write(data, retry_safe=self.retry_safe)
         except Exception as exc:
             self.fail(exc)
             return
@@ -218,6 +243,13 @@ class Stream:
         self._wake_reader()
         self._maybe_finish()
 
+    def mark_retry_safe(self, value: bool | None) -> None:
+        """Node's next ``data`` is retry-safe (True), not (False), or as the connection says."""
+        if self._pending is not None:
+            self._pending.append(("retry-safe", value))
+        else:
+            self.retry_safe = value
+
     def add_credit(self, n: int) -> None:
         self.credit += n
         self._wake_reader()
@@ -240,7 +272,7 @@ class Stream:
         if self._want_datagrams:
             return
         self._want_datagrams = True
-        if self.conn is not None:
+        if self._reading:
             self.host.spawn(self._datagram_loop())
 
     # --- to Node -------------------------------------------------------------------------------
@@ -289,6 +321,13 @@ class Stream:
         except Exception:
             return  # the connection is over; the read loop reports why
 
+    async def _watch(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        await conn.wait_done()
+        if conn.exception is not None and not self._finishing:
+            self.fail(conn.exception)
+
     def _wake_reader(self) -> None:
         waiter = self._credit_waiter
         if waiter is not None and not waiter.done():
@@ -299,7 +338,13 @@ class Stream:
         if self.failed:
             return
         self.failed = True
-        if not self.stopped:
+        rid = self.connect_rid
+        if rid is not None:
+            # Not accepted yet: the connect request fails (its reply is due even if Node
+            # closed the socket meanwhile).
+            self.connect_rid = None
+            self.host.send({"t": "err", "id": rid, **error_fields(exc)})
+        elif not self.stopped:
             self.host.send({"t": "error", "h": self.h, **error_fields(exc)})
         if self.conn is not None:
             self.conn.abort()  # no-op when the connection is already over
@@ -320,6 +365,8 @@ class Stream:
             await conn.wait_closed()
         except Exception:  # noqa: S110 - already reported to Node, or Node closed the socket
             pass
+        if self._watcher is not None:
+            self._watcher.cancel()  # the peer may keep its side open: nothing left to report
         self.host.release(self)
 
     def __repr__(self) -> str:
@@ -365,6 +412,17 @@ class ServerHandle:
             self.streams.discard(stream)
             if not self.streams and self._idle is not None and not self._idle.done():
                 self._idle.set_result(None)
+
+    def on_path_event(self, event: Any) -> None:
+        """A client's tunnel moved to a new address (it passed the path check): tell Node the
+        new remote address of each connection on that tunnel."""
+        if not isinstance(event, TunnelMigrated):
+            return
+        remote = _address(event.new)
+        for stream in self.streams:
+            conn = stream.conn
+            if conn is not None and conn.tunnel is event.tunnel and not stream.stopped:
+                self.host.send({"t": "address", "h": stream.h, "remote": remote})
 
     def on_record(self, record: Any) -> None:
         self.host.send({"t": "record", "h": self.h, "record": record.to_text()})
@@ -418,6 +476,7 @@ class BridgeHost(asyncio.Protocol):
             "abort": self._on_abort,
             "dgram": self._on_dgram,
             "dgram-on": self._on_dgram_on,
+            "retry-safe": self._on_retry_safe,
             "connect": self._on_connect,
             "listen": self._on_listen,
             "unlisten": self._on_unlisten,
@@ -589,6 +648,14 @@ class BridgeHost(asyncio.Protocol):
         if stream is not None:
             stream.want_datagrams()
 
+    def _on_retry_safe(self, frame: dict[str, Any]) -> None:
+        stream = self._stream(frame)
+        value = frame.get("v")
+        if value is not None and not isinstance(value, bool):
+            raise BadFrame("'v' must be true, false or nil")
+        if stream is not None:
+            stream.mark_retry_safe(value)
+
     def _new_handle(self, frame: dict[str, Any]) -> int:
         h = _field(frame, "h", int)
         if h <= 0 or h % 2 == 0 or h in self.streams or h in self.servers:
@@ -634,16 +701,26 @@ class BridgeHost(asyncio.Protocol):
             stream.discard()
             self.send({"t": "err", "id": rid, **error_fields(exc)})
             return
-        self.send(
-            {
-                "t": "ok",
-                "id": rid,
-                "local": _address(conn.get_extra_info("sockname")),
-                "remote": _address(conn.get_extra_info("peername")),
-                "earlyData": conn.retry_safe,
-            }
-        )
-        stream.attach(conn)
+        # Node's data flows at once (0-RTT); the reply, and so 'connect', waits until the
+        # server accepted the connection, as net's 'connect' waits for the SYN-ACK.
+        stream.connect_rid = rid
+        stream.attach(conn, reading=False)
+        try:
+            await conn.wait_accepted()
+        except Exception as exc:
+            stream.fail(exc)  # replies err (ECONNREFUSED, ETIMEDOUT, ...) unless already done
+        if stream.connect_rid is not None:
+            stream.connect_rid = None
+            self.send(
+                {
+                    "t": "ok",
+                    "id": rid,
+                    "local": _address(conn.get_extra_info("sockname")),
+                    "remote": _address(conn.get_extra_info("peername")),
+                    "earlyData": conn.retry_safe,
+                }
+            )
+        stream.start_reading()  # (a failed stream's read loop ends at once)
 
     def _on_listen(self, frame: dict[str, Any]) -> None:
         rid = _field(frame, "id", int)
@@ -651,6 +728,11 @@ class BridgeHost(asyncio.Protocol):
         services = _field(frame, "services", list)
         if not services or not all(isinstance(name, str) and name for name in services):
             raise BadFrame("'services' must be a non-empty list of names")
+        advertise = frame.get("advertise")
+        if isinstance(advertise, list) and not (
+            len(advertise) == 2 and isinstance(advertise[0], str) and isinstance(advertise[1], int)
+        ):
+            raise BadFrame("'advertise' must be a host or [host, port]")
         handle = ServerHandle(self, h)
         self.servers[h] = handle
         self.spawn(self._listen(rid, handle, services, frame))
@@ -659,6 +741,9 @@ class BridgeHost(asyncio.Protocol):
         self, rid: int, handle: ServerHandle, services: list[str], frame: dict[str, Any]
     ) -> None:
         options: dict[str, Any] = {}
+        advertise = frame.get("advertise")
+        if isinstance(advertise, list):  # [host, port]: the port too (behind a NAT or a relay)
+            advertise = (str(advertise[0]), advertise[1])
         if isinstance(frame.get("keyLifetime"), int):
             options["key_lifetime"] = frame["keyLifetime"]
         if frame.get("register"):
@@ -671,7 +756,7 @@ class BridgeHost(asyncio.Protocol):
                 host=frame.get("host") or "127.0.0.1",
                 port=int(frame.get("port") or 0),
                 identity=frame.get("identity"),
-                advertise=frame.get("advertise"),
+                advertise=advertise,
                 on_record=handle.on_record,
                 **options,
             )
@@ -680,6 +765,7 @@ class BridgeHost(asyncio.Protocol):
             self.send({"t": "err", "id": rid, **error_fields(exc)})
             return
         handle.server = server
+        server.on_path_event = handle.on_path_event
         if self.shutting_down:
             server.close()
             return

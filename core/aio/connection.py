@@ -376,8 +376,9 @@ class Connection:
     @property
     def accepted(self) -> bool:
         """The server acknowledged the packet that opened this connection and did not refuse
-        it: one round trip after ``connect`` (what ``net``'s ``'connect'`` means). Always True
-        on the server side."""
+        it (what ``net``'s ``'connect'`` means): one round trip after ``connect``, or two for
+        a connection that is not retry-safe on a new tunnel (its Create waits for the server's
+        first answer). Always True on the server side."""
         return self._accepted
 
     async def wait_accepted(self) -> None:

@@ -207,3 +207,100 @@ async def test_sigterm_shuts_the_host_down_cleanly(spawn: Spawn) -> None:
     await echo_pair(peer)
     os.kill(peer.proc.pid, signal.SIGTERM)
     assert await exit_status(peer) == 0
+
+
+async def test_connect_is_answered_once_the_server_has_the_connection(spawn: Spawn) -> None:
+    peer = await spawn()
+    server = peer.handle()
+    listening = await peer.request({"t": "listen", "h": server, "services": ["echo"]})
+    client = peer.handle()
+    rid = peer.next_id
+    peer.next_id += 1
+    peer.send(
+        {
+            "t": "connect",
+            "id": rid,
+            "h": client,
+            "record": listening["record"],
+            "service": "echo",
+            "retrySafe": True,
+        }
+    )
+    peer.send_data(client, b"0-rtt")  # before the reply: kept, then sent in the first flight
+    before = []
+    while (frame := await peer.next_frame()).get("id") != rid:
+        before.append(frame)
+    assert frame["t"] == "ok"
+    # The server had the connection before the client was told it is open ('connect').
+    assert [f["h"] for f in before if f["t"] == "accept"] == [server]
+    # Nothing read for the client before it is open (credit for Node's bytes may come).
+    assert not [f for f in before if f.get("h") == client and f["t"] != "credit"]
+    data = [f for f in before if f["t"] == "data"] or [await frame_of(peer, "data")]
+    assert data[0]["d"] == b"0-rtt"
+
+
+async def test_a_refused_connect_is_an_err_reply_then_closed_and_no_error_frame(
+    spawn: Spawn,
+) -> None:
+    peer = await spawn()
+    server = peer.handle()
+    listening = await peer.request({"t": "listen", "h": server, "services": ["echo"]})
+    client = peer.handle()
+    reply = await peer.request(
+        {"t": "connect", "h": client, "record": listening["record"], "service": "nope"}
+    )
+    assert reply["t"] == "err" and reply["code"] == "ECONNREFUSED" and reply["mlt"] == 0x10
+    closed = await frame_of(peer, "closed", client)
+    assert closed == {"t": "closed", "h": client}
+    assert not [f for f in peer.frames if f.get("h") == client and f["t"] == "error"]
+
+
+async def test_a_stream_without_credit_is_told_of_a_reset_at_once(spawn: Spawn) -> None:
+    window = 4096
+    peer = await spawn(window=window)
+    client, accepted, _ = await echo_pair(peer)
+    await frame_of(peer, "data", accepted)  # "open"
+    peer.send_data(accepted, bytes(2 * window))  # more than the client's credit
+    received = 0
+    while received < window:
+        frame = await frame_of(peer, "data", client)
+        received += len(frame["d"])
+    assert received == window  # no credit left: the host reads nothing more for the client
+    peer.send({"t": "abort", "h": accepted})
+    error = await frame_of(peer, "error", client)
+    assert error["code"] == "ECONNRESET"
+
+
+async def test_retry_safe_frames_are_checked_and_mark_the_data_after_them(spawn: Spawn) -> None:
+    peer = await spawn()
+    client, accepted, _ = await echo_pair(peer)
+    bad = await peer.request({"t": "retry-safe", "h": client, "v": "yes"})
+    assert bad["t"] == "err" and bad["code"] == "EMLTBRIDGE"
+    peer.send({"t": "retry-safe", "h": client, "v": True})
+    peer.send_data(client, b"marked")
+    peer.send({"t": "retry-safe", "h": client, "v": None})
+    peer.send_data(client, b"plain")
+    got = b""
+    while len(got) < len(b"openmarkedplain"):
+        got += (await frame_of(peer, "data", accepted))["d"]
+    assert got == b"openmarkedplain"
+
+
+async def test_an_accepted_connection_reports_the_new_address_of_a_client_that_moved(
+    spawn: Spawn,
+) -> None:
+    import minimalt
+
+    peer = await spawn()
+    server = peer.handle()
+    listening = await peer.request({"t": "listen", "h": server, "services": ["echo"]})
+    async with minimalt.Client(local_host="127.0.0.1") as client:
+        conn = await client.connect(listening["record"], "echo", retry_safe=True)
+        conn.write(b"before")
+        accept = await frame_of(peer, "accept", server)
+        assert accept["remote"] == ["127.0.0.1", conn.get_extra_info("sockname")[1]]
+        _, new_port = await client.rebind()
+        conn.write(b"after")  # the server checks the new path, then follows it
+        moved = await frame_of(peer, "address", accept["c"])
+        assert moved["remote"] == ["127.0.0.1", new_port]
+        conn.abort()
