@@ -1,5 +1,5 @@
 """The ``minimalt`` command: keys, servers, a netcat-like client, record checks, the directory
-(``directory``, ``lookup``) and the demo.
+(``directory``, ``lookup``), the demo and the benchmarks (``bench``, from a checkout).
 
 Every command prints one clear ``minimalt: error: ...`` line on stderr and exits non-zero on bad
 input (missing key file, malformed record, port in use, unreachable server); ``--help`` on each
@@ -556,6 +556,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo_main(size_mb=args.size, rounds=args.rounds)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    # The benchmarks and their peers (aioquic, TLS) live in the source tree, not the package.
+    script = Path(__file__).resolve().parent.parent / "bench" / "runtime_bench.py"
+    if not script.is_file():
+        raise CLIError(
+            "the benchmarks ship with the source tree (bench/): run `minimalt bench` from an "
+            "editable install of a checkout, or `make bench` there"
+        )
+    import subprocess
+
+    argv = ["--quick"] if args.quick else []
+    for option in ("runs", "only", "transports", "idle_tunnels", "json", "profile"):
+        value = getattr(args, option)
+        if value is not None:
+            argv += ["--" + option.replace("_", "-"), str(value)]
+    if args.native:
+        argv.append("--native")
+    return subprocess.call([sys.executable, str(script), *argv])
+
+
 # --- entry point -------------------------------------------------------------------------------
 
 
@@ -747,6 +767,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=20, metavar="MB", help="transfer size (default 20)")
     p.add_argument("--rounds", type=int, default=20, help="fresh connections timed per transport")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "bench",
+        help="measure speed and memory beside aioquic, TLS 1.3 and TCP (bench/runtime_bench.py)",
+        description="Run bench/runtime_bench.py: bulk goodput, fresh tunnels per second, server "
+        "CPU per tunnel and memory per idle tunnel, beside aioquic, TLS 1.3 and TCP, with "
+        "servers and clients in separate processes on loopback; prints a markdown table with "
+        "ratios and the targets. See docs/benchmarks.md.",
+    )
+    p.add_argument("--quick", action="store_true", help="smaller sizes and counts (a minute)")
+    p.add_argument("--runs", type=int, help="runs per figure, the median is reported (default 5)")
+    p.add_argument("--only", help="sections: a bulk, b fresh tunnels, c server CPU, d memory")
+    p.add_argument("--transports", help="comma-separated, default minimalt,aioquic,tls13,tcp")
+    p.add_argument("--idle-tunnels", type=int, help="idle tunnels held for (d), default 10000")
+    p.add_argument("--json", metavar="PATH", help="also write the figures to PATH")
+    p.add_argument("--profile", metavar="DIR", help="then profile (py-spy, tracemalloc) to DIR")
+    p.add_argument("--native", action="store_true", help="with --profile: py-spy --native")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

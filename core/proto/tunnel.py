@@ -522,7 +522,9 @@ class Tunnel:
         if conn is None:
             raise LocalProtocolError(f"no connection {cid}")
         if not conn.create_pending:
-            self._control.append(Reset(cid, code, conn.send.write_offset))
+            # The final size is what the peer can have seen: what we sent, not what we wrote
+            # (bytes past its window would otherwise look like a flow-control violation).
+            self._control.append(Reset(cid, code, conn.send.sent_offset))
         self._drop_connection(conn)
         self.endpoint._touch(self)
 

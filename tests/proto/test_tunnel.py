@@ -530,3 +530,23 @@ def test_connection_accepted_comes_after_one_round_trip_and_never_for_a_refusal(
     accepted = [(round(t - start, 6), ev.cid) for t, ev in client_app.events
                 if isinstance(ev, E.ConnectionAccepted)]
     assert accepted == [(0.1, good)]
+
+
+def test_reset_after_writing_past_the_window_aborts_only_that_connection():
+    sim, server, client, record, server_app, client_app = make_pair(echo=False)
+    client_app.consume = False  # the client does not read: the server's writes back up
+    tunnel = client.connect(record, sim.now)
+    cid = tunnel.open_connection("sink", retry_safe=True)
+    other = tunnel.open_connection("sink", retry_safe=True)
+    tunnel.send(cid, b"start")
+    tunnel.send(other, b"other")
+    assert sim.run(lambda: cid in server_app.data and other in server_app.data, timeout=5)
+    stunnel = server_tunnel(server)
+    stunnel.send(cid, bytes(4 * C.INITIAL_CONN_WINDOW))  # far more than the client allows
+    sim.run(timeout=2)
+    stunnel.reset_connection(cid, code=7)
+    assert sim.run(lambda: client_app.of(E.ConnectionReset), timeout=5)
+    assert client_app.of(E.ConnectionReset)[0].code == 7
+    assert tunnel.state == "open" and not client_app.of(E.TunnelClosed)
+    tunnel.send(other, b" still works", end_stream=True)
+    assert sim.run(lambda: other in server_app.ended, timeout=5)

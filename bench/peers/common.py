@@ -1,0 +1,321 @@
+"""What every benchmark peer shares: the control channel, CPU/RSS readings, the workloads' sizes.
+
+A peer is a script run as its own process (``python bench/peers/<name>.py server|client ...``)
+so that the server and the client each get a core of their own. The orchestrator
+(``bench/runtime_bench.py``) talks to a *server* over its stdin/stdout, one JSON object a line:
+
+* the server prints ``{"ready": true, ...}`` (its port, or its record) once it listens;
+* then answers each line it reads on stdin: ``stats`` (CPU seconds and RSS so far), ``gc``
+  (``gc.collect()`` first, then the same), ``baseline`` and ``profile <path> [n]`` (with
+  ``--tracemalloc``: snapshot now; later write what was allocated since, by line, per n);
+  it exits when stdin closes.
+
+A *client* runs one workload, prints one JSON object with its figures, and exits. The *hold*
+workload (idle tunnels, for memory) prints ``{"opened": n}`` and then keeps its tunnels until
+its stdin closes.
+
+The workloads are the same for every transport:
+
+* ``bulk``: one connection; the client writes an 8-byte big-endian length (so its first byte
+  is 0) and then that many bytes; the server counts what it reads and answers with the count
+  (8 bytes) once it has them all. No half-close needed (asyncio's TLS transport has none).
+* ``rr``: a fresh tunnel / handshake per iteration, one ``REQUEST``
+  (``REQUEST_SIZE`` bytes, first byte not 0) echoed back, then close; ``--concurrency``
+  iterations in flight at once.
+
+Servers that have one stream type only (QUIC, TLS, TCP) tell the two apart by the first byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import resource
+import struct
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+REQUEST_SIZE = 64
+REQUEST = bytes(range(1, REQUEST_SIZE + 1))
+COUNT = struct.Struct(">Q")
+#: What a client writes per call in the bulk workload.
+CHUNK = 64 << 10
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sys_seconds() -> float:
+    """System (kernel) CPU time of this process so far: system calls, packet copies."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
+def rss_bytes() -> int:
+    """Resident set size now (not the peak)."""
+    with open("/proc/self/statm", "rb") as fh:
+        return int(fh.read().split()[1]) * _PAGE
+
+
+def emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def run(main: Awaitable[Any], loop_kind: str) -> Any:
+    with asyncio.Runner(loop_factory=lambda: new_loop(loop_kind)) as runner:
+        return runner.run(main)  # type: ignore[arg-type]
+
+
+def raise_fd_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(hard, max(soft, wanted))
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+class Control:
+    """The server side of the control channel (see the module docstring).
+
+    ``extra()`` adds figures to each ``stats`` answer (e.g. how many tunnels are open).
+    """
+
+    def __init__(self, extra: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.extra = extra
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending = b""
+
+    def start(self, ready: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        fd = sys.stdin.fileno()
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, self._readable, fd)
+        emit({"ready": True, "pid": os.getpid(), **ready})
+
+    def _readable(self, fd: int) -> None:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        if not chunk:
+            asyncio.get_running_loop().remove_reader(fd)
+            if not self.done.done():
+                self.done.set_result(None)
+            return
+        self._pending += chunk
+        while b"\n" in self._pending:
+            line, self._pending = self._pending.split(b"\n", 1)
+            self._command(line.decode().strip())
+
+    def _command(self, line: str) -> None:
+        word, _, arg = line.partition(" ")
+        if word == "gc":
+            gc.collect()
+        if word in ("stats", "gc"):
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            figures: dict[str, Any] = {
+                "cpu": usage.ru_utime + usage.ru_stime,
+                "sys": usage.ru_stime,
+                "rss": rss_bytes(),
+                "t": time.time(),
+            }
+            if self.extra is not None:
+                figures.update(self.extra())
+            emit(figures)
+        elif word == "baseline":
+            tracemalloc_baseline()
+            emit({"baseline": True})
+        elif word == "profile":
+            where, _, per = arg.partition(" ")
+            emit({"profile": write_tracemalloc_report(Path(where), int(per or 1))})
+        elif word == "quit":
+            if not self.done.done():
+                self.done.set_result(None)
+        else:
+            emit({"error": f"unknown command {line!r}"})
+
+
+def write_tracemalloc_report(path: Path, per: int = 1, top: int = 40) -> str:
+    """Where the memory allocated since the baseline snapshot lives: by package, then by line
+    (with the line's source), in bytes and in bytes per ``per`` (e.g. per tunnel held)."""
+    import linecache
+    import tracemalloc
+
+    if not tracemalloc.is_tracing():
+        return "tracemalloc is not running (start the server with --tracemalloc)"
+    gc.collect()
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__)]
+    )
+    baseline = BASELINE.get("snapshot")
+    stats = (
+        snapshot.compare_to(baseline, "lineno")
+        if baseline is not None
+        else snapshot.statistics("lineno")
+    )
+
+    def size(stat: Any) -> int:
+        return int(getattr(stat, "size_diff", stat.size))
+
+    def count(stat: Any) -> int:
+        return int(getattr(stat, "count_diff", stat.count))
+
+    total = sum(size(s) for s in stats)
+    packages: dict[str, int] = {}
+    for stat in stats:
+        name = stat.traceback[0].filename
+        for marker in ("/proto/", "/aio/", "asyncio/", "nacl/"):
+            if marker in name:
+                key = "minimalt." + marker.strip("/") if marker in ("/proto/", "/aio/") else marker
+                break
+        else:
+            key = "other"
+        packages[key] = packages.get(key, 0) + size(stat)
+    lines = [f"allocated since the baseline: {total} bytes, {total / per:.0f} per tunnel", ""]
+    lines.append("   B/tunnel  where")
+    for key, value in sorted(packages.items(), key=lambda kv: -kv[1]):
+        lines.append(f"{value / per:11.1f}  {key}")
+    lines += ["", "   B/tunnel  blocks/tunnel  line"]
+    for stat in stats[:top]:
+        frame = stat.traceback[0]
+        source = linecache.getline(frame.filename, frame.lineno).strip()
+        short = "/".join(Path(frame.filename).parts[-2:])
+        lines.append(
+            f"{size(stat) / per:11.1f}  {count(stat) / per:13.2f}  {short}:{frame.lineno}  "
+            f"{source[:70]}"
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+#: The tracemalloc snapshot taken by ``tracemalloc_baseline`` (``profile`` diffs against it).
+BASELINE: dict[str, Any] = {}
+
+
+def tracemalloc_baseline() -> None:
+    import tracemalloc
+
+    if tracemalloc.is_tracing():
+        gc.collect()
+        BASELINE["snapshot"] = tracemalloc.take_snapshot()
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed ECDSA P-256 certificate for localhost/127.0.0.1 (``cryptography`` if
+    installed, else the ``openssl`` CLI). Returns (cert, key) paths."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    try:
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        import shutil
+        import subprocess
+
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise RuntimeError("need the cryptography package or the openssl CLI") from None
+        subprocess.run(
+            [
+                openssl,
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return cert, key
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(private, hashes.SHA256())
+    )
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return cert, key
+
+
+async def run_rr(
+    once: Callable[[], Awaitable[None]], count: int, concurrency: int
+) -> dict[str, Any]:
+    """Run ``once`` (fresh tunnel + request/response) ``count`` times, ``concurrency`` at a
+    time; returns wall time, this process's CPU time and the median latency."""
+    latencies: list[float] = []
+    left = count
+    perf = time.perf_counter
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            start = perf()
+            await once()
+            latencies.append(perf() - start)
+
+    cpu0 = cpu_seconds()
+    t0 = perf()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = perf() - t0
+    latencies.sort()
+    return {
+        "n": len(latencies),
+        "wall": wall,
+        "client_cpu": cpu_seconds() - cpu0,
+        "latency_median": latencies[len(latencies) // 2],
+        "latency_p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+    }
