@@ -542,7 +542,7 @@ def test_reset_after_writing_past_the_window_aborts_only_that_connection():
     tunnel.send(other, b"other")
     assert sim.run(lambda: cid in server_app.data and other in server_app.data, timeout=5)
     stunnel = server_tunnel(server)
-    stunnel.send(cid, bytes(4 * C.INITIAL_CONN_WINDOW))  # far more than the client allows
+    stunnel.send(cid, bytes(3 * C.DEFAULT_CONN_WINDOW))  # far more than the client allows
     sim.run(timeout=2)
     stunnel.reset_connection(cid, code=7)
     assert sim.run(lambda: client_app.of(E.ConnectionReset), timeout=5)
