@@ -65,6 +65,7 @@ READ_BATCH = 64
 #: Datagrams it queues when the socket's send buffer is full; beyond, it drops (it is UDP: the
 #: tunnel's loss recovery resends what matters).
 SEND_BACKLOG = 4096
+_TIMER_FLOOR = 0.001
 _INF = float("inf")
 
 
@@ -230,7 +231,13 @@ class EndpointDriver(asyncio.DatagramProtocol):
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = deadline
-        self._timer = self.loop.call_later(max(0.0, deadline - monotonic()), self._on_timer)
+        delay = deadline - monotonic()
+        if delay > 0.0:
+            # uvloop's timers tick in whole milliseconds and run a shorter delay at once: a
+            # deadline a few hundred microseconds away would fire, find nothing due, re-arm
+            # and spin until it passes. At least a millisecond: at worst that much late.
+            delay = max(delay, _TIMER_FLOOR)
+        self._timer = self.loop.call_later(max(0.0, delay), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -8,6 +8,7 @@ buffer, because pynacl's wrappers cost as much as the cipher on small packets (D
 
 from __future__ import annotations
 
+import hashlib as _hashlib
 import struct
 from typing import Protocol
 
@@ -38,10 +39,10 @@ _PERSON_TID = b"minimalt-tid"
 
 
 def blake2b(data: bytes, *, key: bytes = b"", person: bytes = b"", size: int = 32) -> bytes:
-    """BLAKE2b with a key and a personalisation string (libsodium's generichash)."""
-    return _nb.crypto_generichash_blake2b_salt_personal(
-        data, digest_size=size, key=key, person=person.ljust(16, b"\x00")
-    )
+    """BLAKE2b with a key and a personalisation string: the same function as libsodium's
+    ``crypto_generichash_blake2b_salt_personal`` (zero salt, person padded with zeros), through
+    ``hashlib``, whose call costs ~0.6 µs against pynacl's ~4.6 µs."""
+    return _hashlib.blake2b(data, digest_size=size, key=key, person=person).digest()
 
 
 def box_nonce(direction: int, tid: int, nonce: int) -> bytes:
