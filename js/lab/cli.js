@@ -7,6 +7,7 @@
  *                    [--no-trace] [--no-plots] [--progress | --no-progress]
  *                    [--require FILE]...
  *   minimalt-lab udp [--bytes N] [--controller NAME]
+ *   minimalt-lab minimalt [--bytes N] [--controller NAME] [--delay 20ms --loss 1% ...]
  *   minimalt-lab list
  */
 
@@ -27,6 +28,13 @@ const USAGE = `usage:
       --no-progress    never show progress
       --require FILE   load a module first (e.g. one that registers a controller)
   minimalt-lab udp [--bytes N] [--controller NAME]   a real transfer over loopback UDP
+  minimalt-lab minimalt [--bytes N] [--controller NAME] [link options]
+                   a real transfer over a minimalt tunnel's datagrams (Python bridge);
+                   any link option puts the link emulator (python -m
+                   minimalt.testing.link) in the path: --delay 20ms (one way),
+                   --jitter, --loss 1%, --burst, --gilbert, --reorder, --reorder-gap,
+                   --duplicate, --corrupt, --rate 10mbit, --queue 64k, --blackhole 5s/2s,
+                   --seed (each as the emulator's flag; X both ways, UP:DOWN)
   minimalt-lab list                                  controllers and link presets`;
 
 class UsageError extends Error {}
@@ -35,6 +43,7 @@ async function main(argv) {
   const [command, ...rest] = argv;
   if (command === 'run') return run(rest);
   if (command === 'udp') return udp(rest);
+  if (command === 'minimalt') return minimaltTunnel(rest);
   if (command === 'list') return list();
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
@@ -103,6 +112,61 @@ async function udp(args) {
   return ok ? 0 : 1;
 }
 
+/** `minimalt` command options that go to the link emulator, and their `link` keys. */
+const LINK_OPTIONS = {
+  delay: 'delay',
+  jitter: 'jitter',
+  loss: 'loss',
+  burst: 'burst',
+  gilbert: 'gilbert',
+  reorder: 'reorder',
+  'reorder-gap': 'reorderGap',
+  duplicate: 'duplicate',
+  corrupt: 'corrupt',
+  rate: 'rate',
+  queue: 'queue',
+  blackhole: 'blackhole',
+  seed: 'seed',
+};
+
+async function minimaltTunnel(args) {
+  const options = {
+    bytes: { type: 'string', default: '1000000' },
+    controller: { type: 'string', default: 'cubic' },
+    timeout: { type: 'string', default: '60000' },
+  };
+  for (const flag of Object.keys(LINK_OPTIONS)) options[flag] = { type: 'string' };
+  const { values } = parseArgs({ args, options });
+  const bytes = positiveNumber(values.bytes, '--bytes');
+  const link = {};
+  for (const [flag, key] of Object.entries(LINK_OPTIONS)) {
+    if (values[flag] !== undefined) link[key] = values[flag];
+  }
+  const throughLink = Object.keys(link).length > 0;
+  const data = Buffer.alloc(bytes);
+  for (let i = 0; i < bytes; i++) data[i] = (i * 131 + (i >>> 11)) & 0xff;
+  // The bridge child is left to end with this process (it exits when the pipe closes).
+  const result = await lab.runMinimaltTransfer({
+    data,
+    controller: values.controller,
+    link: throughLink ? link : null,
+    timeoutMs: positiveNumber(values.timeout, '--timeout'),
+  });
+  const ok = result.received.equals(data);
+  const mbps = (bytes * 8) / (result.elapsedMs * 1000);
+  const { rttMs } = result.sender;
+  const path = throughLink
+    ? `through the link emulator (${Object.entries(link).map(([k, v]) => `${k} ${v}`).join(', ')})`
+    : 'on loopback';
+  process.stdout.write(
+    `${values.controller}: ${bytes} bytes over a minimalt tunnel ${path} in ${result.elapsedMs.toFixed(1)} ms ` +
+      `(${mbps.toFixed(1)} Mbit/s), ${result.sender.packetsLost} packets lost, ` +
+      `rtt min ${rttMs.min.toFixed(1)} ms smoothed ${rttMs.smoothed.toFixed(1)} ms, ` +
+      `${ok ? 'byte-identical' : 'CORRUPTED'}\n`,
+  );
+  return ok ? 0 : 1;
+}
+
 function list() {
   process.stdout.write(`controllers: ${lab.listControllers().join(', ')}\n`);
   process.stdout.write(`link presets:\n`);
@@ -161,7 +225,7 @@ if (require.main === module) {
       if (error instanceof UsageError || (error && error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')) {
         process.stderr.write(`minimalt-lab: ${error.message}\n${USAGE}\n`);
         process.exitCode = 2;
-      } else if (error && (error.code === 'ERR_LAB_SCENARIO' || error.code === 'ENOENT')) {
+      } else if (error && ['ERR_LAB_SCENARIO', 'ENOENT', 'ERR_LAB_LINK', 'ERR_LAB_TIMEOUT', 'ERR_INVALID_ARG_VALUE', 'EMLTNOPYTHON'].includes(error.code)) {
         process.stderr.write(`minimalt-lab: ${error.message}\n`);
         process.exitCode = 1;
       } else {

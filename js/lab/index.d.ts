@@ -192,6 +192,59 @@ export class UdpTransport implements Transport {
 export function createUdpPair(options?: { host?: string }): Promise<{ a: UdpTransport; b: UdpTransport; close(): Promise<void> }>;
 export function assertTransport<T>(transport: T): T;
 
+/** Link emulator settings (`python -m minimalt.testing.link` flags, as text: 'X' both ways, 'UP:DOWN'). */
+export interface LinkEmulatorOptions {
+  delay?: string; // one way, '20ms'
+  jitter?: string;
+  loss?: string | number; // '2%' or 0.02
+  burst?: string | number;
+  gilbert?: string;
+  reorder?: string | number;
+  reorderGap?: string;
+  duplicate?: string | number;
+  corrupt?: string | number;
+  rate?: string; // '10mbit'
+  queue?: string; // '64k'
+  blackhole?: string; // '5s/2s'
+  seed?: string | number;
+  loop?: 'select' | 'uvloop' | 'asyncio';
+}
+export class MinimaltTransport implements Transport {
+  constructor(socket: import('../index').Socket);
+  socket: import('../index').Socket;
+  maxDatagramSize: number;
+  sendErrors: number;
+  timerGranularityMs: number;
+  send(buf: Buffer): void;
+  onMessage(callback: (buf: Buffer) => void): void;
+  now(): number;
+  setTimer(at: number | null, callback: () => void): void;
+  close(): void;
+}
+export function createMinimaltPair(options?: {
+  service?: string;
+  host?: string;
+  link?: LinkEmulatorOptions | null;
+  timeoutMs?: number;
+}): Promise<{
+  a: MinimaltTransport;
+  b: MinimaltTransport;
+  relay: { pid: number; address: { host: string; port: number } } | null;
+  close(): Promise<void>;
+}>;
+export function runMinimaltTransfer(options: {
+  data: Buffer;
+  controller?: string;
+  link?: LinkEmulatorOptions | null;
+  timeoutMs?: number;
+}): Promise<{
+  received: Buffer;
+  elapsedMs: number;
+  sender: { rttMs: { min: number; smoothed: number; latest: number }; sendErrors: number; [counter: string]: any };
+  receiver: object;
+  relay: { pid: number; address: { host: string; port: number } } | null;
+}>;
+
 export interface RunResult {
   name: string;
   summary: any;

@@ -143,7 +143,7 @@ class LinkEmulator {
       if (this._spawnError !== null) {
         throw linkError(`link emulator (${this.child.spawnfile}) could not start: ${this._spawnError.message}`);
       }
-      const why = this.stderr.trim().split('\n').slice(-2).join(' | ');
+      const why = this.stderr.trim().split('\n').at(-1);
       const error = linkError(`link emulator exited (${signal ?? `code ${code}`}) before listening: ${why}`);
       if (/address already in use/i.test(this.stderr)) error.code = 'EADDRINUSE';
       throw error;
