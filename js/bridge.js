@@ -409,7 +409,9 @@ class Bridge extends EventEmitter {
     const killer = setTimeout(() => this.child.kill('SIGKILL'), STOP_KILL_MS);
     killer.unref();
     this._stopped.then(() => clearTimeout(killer));
-    this._updateRef();
+    // Whoever awaits stop() must see it resolve: keep the loop alive until the child exits
+    // (the SIGKILL timer bounds the wait), even when no socket holds a reference any more.
+    this.child.ref();
     return this._stopped;
   }
 
