@@ -37,6 +37,7 @@ class Connection:
         "auth_signature",
         "user_key",
         "accepted",
+        "queued",
     )
 
     def __init__(
@@ -75,6 +76,7 @@ class Connection:
         self.auth_signature = b""
         self.user_key: Any = None  # client: the SigningKeyPair that signs the Create
         self.accepted = False  # ours: the peer acknowledged our Create without refusing it
+        self.queued = False  # in the tunnel's queue of connections that may have data to send
 
     def has_data_to_send(self) -> bool:
         return self.send.has_data_to_send(self.send_limit)

@@ -1270,7 +1270,11 @@ class Tunnel:
             self._max_conns_pending = True
 
     def _mark_ready(self, conn: Connection) -> None:
-        self._ready.append(conn)
+        # Once in the queue at most: an application making many small writes must not grow
+        # it (the queue is a list, popped from the front).
+        if not conn.queued:
+            conn.queued = True
+            self._ready.append(conn)
 
     def _queue_window_update(self, conn: Connection) -> None:
         if not conn.window_update_pending:
@@ -1307,6 +1311,8 @@ class Tunnel:
         for conn in list(self.connections.values()):
             conn.reset = True
         self.connections.clear()
+        for conn in self._ready:
+            conn.queued = False
         self._ready.clear()
         self._control.clear()
         self._datagrams.clear()
@@ -1635,6 +1641,7 @@ class Tunnel:
         while ready and attempts > 0 and space > 24:
             attempts -= 1
             conn = ready.pop(0)
+            conn.queued = False
             if conn.closed or conn.reset:
                 continue
             used, more = self._fill_connection(conn, parts, meta, space)
@@ -1642,6 +1649,7 @@ class Tunnel:
                 space -= used
                 eliciting = True
             if more:
+                conn.queued = True
                 ready.append(conn)
         return eliciting, space
 

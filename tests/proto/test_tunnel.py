@@ -550,3 +550,15 @@ def test_reset_after_writing_past_the_window_aborts_only_that_connection():
     assert tunnel.state == "open" and not client_app.of(E.TunnelClosed)
     tunnel.send(other, b" still works", end_stream=True)
     assert sim.run(lambda: other in server_app.ended, timeout=5)
+
+
+def test_many_small_writes_keep_the_send_queue_short():
+    sim, server, client, record, server_app, client_app = make_pair(echo=False)
+    tunnel = client.connect(record, sim.now)
+    cid = tunnel.open_connection("sink", retry_safe=True)
+    for _ in range(10_000):
+        tunnel.send(cid, b"x")
+    assert len(tunnel._ready) == 1
+    tunnel.send(cid, b"", end_stream=True)
+    assert sim.run(lambda: cid in server_app.ended, timeout=10)
+    assert bytes(server_app.data[cid]) == b"x" * 10_000
