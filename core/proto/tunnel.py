@@ -93,6 +93,7 @@ _M_HELLO = 7  # (tag,): a client first-flight packet
 
 _AEAD_OVERHEAD = C.BOX_TAG_SIZE
 _MAX_STREAM_OFFSET = (1 << 62) - 1
+_PLAIN_HEADER = struct.Struct(">QQ")  # TID (no flags) and nonce: the header of most packets
 _MAX_PUZZLES = 4  # puzzles a client solves for one tunnel before giving up on them
 # Below this many bytes of amplification budget a server does not bother to send a packet.
 _MIN_UNVALIDATED_PACKET = C.HEADER_SIZE + C.DIVERSIFIER_SIZE + _AEAD_OVERHEAD + 32
@@ -1525,7 +1526,10 @@ class Tunnel:
         )
 
     def _build_packet(self, now: float) -> bytes | None:
-        header = self._header()
+        if self._key_section is None and self._peer_has_diversifier:
+            header = _PLAIN_HEADER.pack(self.tid, 2 * self._next_pn + self._parity)  # usual
+        else:
+            header = self._header()
         mds = self.config.max_datagram_size
         if not self.address_validated:
             budget = self._unvalidated_received - self._unvalidated_sent
@@ -1582,9 +1586,7 @@ class Tunnel:
                 parts.append(bytes(pad))
         if eliciting and self._probes > 0:
             self._probes -= 1
-        payload = b"".join(parts)
-        packet = self._seal_payload(header, payload, now, eliciting, meta)
-        return packet
+        return self._seal_payload(header, parts, now, eliciting, meta)
 
     def _has_pending_content(self) -> bool:
         return bool(self._control or self._ready or self._datagrams or self._window_updates)
@@ -1740,12 +1742,12 @@ class Tunnel:
         return encode_ack(ranges, delay)
 
     def _seal_payload(
-        self, header: bytes, payload: bytes, now: float, eliciting: bool, meta: list[Any]
+        self, header: bytes, parts: list[bytes], now: float, eliciting: bool, meta: list[Any]
     ) -> bytes:
         pn = self._next_pn
         self._next_pn += 1
         nonce = 2 * pn + self._parity
-        packet = self._send_key.seal(header, self.tid, nonce, payload)
+        packet = self._send_key.seal_parts(header, self.tid, nonce, parts)
         size = len(packet)
         self.recovery.on_packet_sent(SentPacket(pn, now, size, eliciting, eliciting, meta))
         if eliciting and self.pacer is not None:
@@ -1761,7 +1763,7 @@ class Tunnel:
         return packet
 
     def _seal(self, payload: bytes, now: float, *, ack_eliciting: bool, meta: Any) -> bytes:
-        return self._seal_payload(self._header(), payload, now, ack_eliciting, list(meta))
+        return self._seal_payload(self._header(), [payload], now, ack_eliciting, list(meta))
 
     def _update_pacer(self) -> None:
         if self.pacer is not None:

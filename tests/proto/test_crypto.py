@@ -297,3 +297,10 @@ def test_empty_plaintext_seals_to_a_bare_tag() -> None:
     box = key.seal(b"", TID, 1, b"")
     assert len(box) == C.BOX_TAG_SIZE
     assert key.open(box, TID, 1) == b""
+
+
+def test_seal_parts_is_seal_of_the_joined_parts() -> None:
+    key = DirectionKey(bytes(range(32)), C.DIRECTION_CLIENT_TO_SERVER)
+    parts = [b"\x02\x00", b"frame header", bytes(range(200)) * 5, b""]
+    header = bytes(16)
+    assert key.seal_parts(header, 7, 9, parts) == key.seal(header, 7, 9, b"".join(parts))

@@ -24,12 +24,18 @@ def seal_log(monkeypatch):
     """Every (key, box nonce, plaintext) any endpoint encrypts during the test."""
     log: list[tuple[bytes, bytes, bytes]] = []
     original = crypto.DirectionKey.seal
+    original_parts = crypto.DirectionKey.seal_parts
 
     def seal(self, header, tid, nonce, plaintext):
         log.append((self.key, crypto.box_nonce(self.direction, tid, nonce), bytes(plaintext)))
         return original(self, header, tid, nonce, plaintext)
 
+    def seal_parts(self, header, tid, nonce, parts):
+        log.append((self.key, crypto.box_nonce(self.direction, tid, nonce), b"".join(parts)))
+        return original_parts(self, header, tid, nonce, parts)
+
     monkeypatch.setattr(crypto.DirectionKey, "seal", seal)
+    monkeypatch.setattr(crypto.DirectionKey, "seal_parts", seal_parts)
     return log
 
 

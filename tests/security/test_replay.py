@@ -37,12 +37,18 @@ def seal_log(monkeypatch):
     """Every (key, box nonce) any endpoint of this process seals during the test."""
     log: list[tuple[bytes, bytes]] = []
     original = crypto.DirectionKey.seal
+    original_parts = crypto.DirectionKey.seal_parts
 
     def seal(self, header, tid, nonce, plaintext):
         log.append((self.key, crypto.box_nonce(self.direction, tid, nonce)))
         return original(self, header, tid, nonce, plaintext)
 
+    def seal_parts(self, header, tid, nonce, parts):
+        log.append((self.key, crypto.box_nonce(self.direction, tid, nonce)))
+        return original_parts(self, header, tid, nonce, parts)
+
     monkeypatch.setattr(crypto.DirectionKey, "seal", seal)
+    monkeypatch.setattr(crypto.DirectionKey, "seal_parts", seal_parts)
     return log
 
 
