@@ -97,8 +97,24 @@ APP_DELAY = 2.0**-10  # the client application writes this long after the server
 FRAME_CLASSES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
-        Padding, Ping, Ack, Hello, HelloAck, Create, Refuse, Reset, Stream, MaxData,
-        MaxConnData, MaxConns, Close, Datagram, Blocked, PathChallenge, PathResponse, RekeyNow,
+        Padding,
+        Ping,
+        Ack,
+        Hello,
+        HelloAck,
+        Create,
+        Refuse,
+        Reset,
+        Stream,
+        MaxData,
+        MaxConnData,
+        MaxConns,
+        Close,
+        Datagram,
+        Blocked,
+        PathChallenge,
+        PathResponse,
+        RekeyNow,
         NewRecord,
     )
 }
@@ -236,7 +252,10 @@ def _packet_vector(
         raise AssertionError(f"{name}: the primitives do not rebuild the packet")
     section: dict[str, str] = {}
     if header.client_public is not None:
-        section = {"client_public": header.client_public.hex(), "key_id": (header.key_id or b"").hex()}
+        section = {
+            "client_public": header.client_public.hex(),
+            "key_id": (header.key_id or b"").hex(),
+        }
     elif header.diversifier is not None:
         section = {"diversifier": header.diversifier.hex()}
     return {
@@ -370,27 +389,42 @@ def generate() -> dict[str, Any]:
             "client_first_packet",
             "0-RTT first packet: KEY flag, client key section, Hello + Create + Stream, padded"
             " to 1200 bytes",
-            first, c2s_early, C.DIRECTION_CLIENT_TO_SERVER, early_inputs,
+            first,
+            c2s_early,
+            C.DIRECTION_CLIENT_TO_SERVER,
+            early_inputs,
         ),
         _packet_vector(
             "server_first_packet",
             "the server's answer: KEY flag, diversifier section, Ack + HelloAck + Stream",
-            answer, s2c, C.DIRECTION_SERVER_TO_CLIENT, s2c_inputs,
+            answer,
+            s2c,
+            C.DIRECTION_SERVER_TO_CLIENT,
+            s2c_inputs,
         ),
         _packet_vector(
             "data_packet",
             "an established client packet: no section, Ack + Stream with FIN",
-            data, c2s, C.DIRECTION_CLIENT_TO_SERVER, c2s_inputs,
+            data,
+            c2s,
+            C.DIRECTION_CLIENT_TO_SERVER,
+            c2s_inputs,
         ),
         _packet_vector(
             "ack_only_packet",
             "the server's delayed acknowledgement: no section, one Ack frame",
-            ack_only, s2c, C.DIRECTION_SERVER_TO_CLIENT, s2c_inputs,
+            ack_only,
+            s2c,
+            C.DIRECTION_SERVER_TO_CLIENT,
+            s2c_inputs,
         ),
         _packet_vector(
             "rekeyed_packet",
             "the client's first packet after a rekey: the next TID, the evolved c2s key",
-            rekeyed, c2s_next, C.DIRECTION_CLIENT_TO_SERVER, {"key": "c2s_next"},
+            rekeyed,
+            c2s_next,
+            C.DIRECTION_CLIENT_TO_SERVER,
+            {"key": "c2s_next"},
         ),
     ]
     return {
@@ -518,8 +552,11 @@ def _wrap(hexstr: str, width: int = 64) -> str:
 
 def _describe(obj: dict[str, Any]) -> str:
     skip = {"frame", "type", "encoding"}
-    args = ", ".join(f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}"
-                     for k, v in obj.items() if k not in skip)
+    args = ", ".join(
+        f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}"
+        for k, v in obj.items()
+        if k not in skip
+    )
     return f"{obj['frame']}({args})"
 
 

@@ -13,6 +13,7 @@ import nacl.bindings as nb
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from minimalt.proto import constants as C
 from minimalt.proto.crypto import (
     BoxKeyPair,

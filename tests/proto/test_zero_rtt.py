@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from minimalt.proto import crypto
 from minimalt.proto import constants as C
+from minimalt.proto import crypto
 from minimalt.proto import events as E
 from minimalt.proto.config import EndpointConfig
 from minimalt.proto.crypto import BoxKeyPair, SeededRandom, SigningKeyPair
