@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from minimalt.proto import congestion
 from minimalt.proto.congestion import (
     CongestionController,

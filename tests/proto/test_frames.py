@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+
 from minimalt.proto import constants as C
 from minimalt.proto.errors import FrameEncodingError
 from minimalt.proto.frames import (

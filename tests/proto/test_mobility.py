@@ -24,7 +24,7 @@ def test_transfer_completes_while_the_client_changes_address_every_second():
     sim.keep_log = False
     addresses = [CLIENT, ("10.0.0.2", 6001), ("10.0.0.2", 6002), ("10.0.0.3", 6003),
                  ("10.0.0.4", 6004)]
-    for old, new in zip(addresses, addresses[1:]):
+    for old, new in zip(addresses, addresses[1:], strict=False):
         sim.run(lambda: cid in server_app.ended, timeout=1.0)
         move(sim, old, new)
     assert sim.run(lambda: cid in server_app.ended, timeout=120)

@@ -8,6 +8,7 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from minimalt.proto import constants as C
 from minimalt.proto.packet import Header, build_header, parse_header
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from minimalt.proto.rangeset import RangeSet
 
 SPAN = 60  # small universe so random operations collide, merge and split often

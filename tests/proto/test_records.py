@@ -8,6 +8,7 @@ import base64
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from minimalt.proto.constants import PROTOCOL_VERSION
 from minimalt.proto.crypto import BoxKeyPair, SigningKeyPair, key_id
 from minimalt.proto.records import (

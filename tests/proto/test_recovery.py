@@ -6,6 +6,7 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
 from minimalt.proto.congestion import NewReno
 from minimalt.proto.recovery import (
     K_GRANULARITY,

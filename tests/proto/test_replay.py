@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from minimalt.proto.replay import ReplayWindow
 
 W = 64  # a small window keeps the table readable; the default size is tested below

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 
 from minimalt.proto import events as E
-from minimalt.proto.config import EndpointConfig
 from minimalt.proto.crypto import SeededRandom
 from minimalt.testing.sim import Link
 
-from .test_tunnel import CLIENT, SERVER, Peer, make_pair
+from .test_tunnel import SERVER, Peer, make_pair
 
 INTERVAL, GRACE = 10.0, 5.0
 
@@ -96,7 +95,7 @@ def test_clients_connecting_across_three_rotations_never_fail():
             next_rotation += INTERVAL
             rotations += 1
         app = Peer()
-        addr = ("10.0.1.%d" % (len(apps) % 250 + 1), 7000 + len(apps))
+        addr = (f"10.0.1.{len(apps) % 250 + 1}", 7000 + len(apps))
         endpoint = sim.add_endpoint(addr, handler=app.handler)
         sim.set_link(addr, SERVER, Link(delay=0.05))
         apps.append(app)

@@ -10,6 +10,7 @@ import tracemalloc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from minimalt.proto.errors import FinalSizeError, LocalProtocolError
 from minimalt.proto.streams import RecvBuffer, SendBuffer
 

@@ -478,8 +478,12 @@ def test_stats_and_trace_report_what_happened():
     )
     _transfer(sim, client, record, server_app, 500_000)
     stats = client.connect(record, sim.now).stats()
-    assert stats["packets_sent"] == sum(1 for _, name, _ in traced if name == "transport:packet_sent")
-    assert stats["packets_lost"] == sum(1 for _, name, _ in traced if name == "recovery:packet_lost")
+    assert stats["packets_sent"] == sum(
+        1 for _, name, _ in traced if name == "transport:packet_sent"
+    )
+    assert stats["packets_lost"] == sum(
+        1 for _, name, _ in traced if name == "recovery:packet_lost"
+    )
     assert stats["packets_lost"] > 0
     assert 0.039 < stats["min_rtt"] < 0.05
     assert stats["bytes_sent"] > 500_000
@@ -527,8 +531,11 @@ def test_connection_accepted_comes_after_one_round_trip_and_never_for_a_refusal(
     tunnel.send(bad, b"y")
     assert sim.run(lambda: client_app.of(E.ConnectionRefused), timeout=5)
     sim.run(timeout=1)
-    accepted = [(round(t - start, 6), ev.cid) for t, ev in client_app.events
-                if isinstance(ev, E.ConnectionAccepted)]
+    accepted = [
+        (round(t - start, 6), ev.cid)
+        for t, ev in client_app.events
+        if isinstance(ev, E.ConnectionAccepted)
+    ]
     assert accepted == [(0.1, good)]
 
 

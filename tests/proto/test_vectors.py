@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from minimalt.proto import constants as C
 from minimalt.proto.crypto import (
     BoxKeyPair,

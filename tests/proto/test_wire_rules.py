@@ -4,7 +4,6 @@ hand-made client: every packet below is built with ``build_header``, ``encode_fr
 
 from __future__ import annotations
 
-import pytest
 from minimalt.proto import constants as C
 from minimalt.proto import events as E
 from minimalt.proto.config import EndpointConfig
