@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
-import ipaddress
 import json
 import os
 import platform
@@ -46,6 +44,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from minimalt.testing.certs import self_signed_certificate
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -85,45 +85,8 @@ DASHED = {"minimalt+dir-first"}
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed ECDSA P-256 certificate for the bench addresses: (cert, key) paths.
-    Uses the ``cryptography`` package when installed, else the ``openssl`` command."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    names = ["127.0.0.1", "10.77.0.2", "::1"]
-    try:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-    except ImportError:
-        if shutil.which("openssl") is None:
-            raise RuntimeError("needs the cryptography package or the openssl command") from None
-        san = ",".join(f"IP:{n}" for n in names)
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj",
-             "/CN=minimalt-bench", "-addext", f"subjectAltName={san}"],
-            check=True, capture_output=True, timeout=60,
-        )
-        return cert, key
-    private = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "minimalt-bench")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(subject).public_key(private.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address(n)) for n in names]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(private, hashes.SHA256())
-    )
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key.write_bytes(private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    return cert, key
+    """The bench's self-signed certificate: loopback and the namespace network's address."""
+    return self_signed_certificate(directory, ["127.0.0.1", "10.77.0.2", "::1"])
 
 
 # === the server process =========================================================================

@@ -40,6 +40,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from minimalt.testing.certs import self_signed_certificate
+
 REQUEST_SIZE = 64
 REQUEST = bytes(range(1, REQUEST_SIZE + 1))
 COUNT = struct.Struct(">Q")
@@ -217,77 +219,8 @@ def tracemalloc_baseline() -> None:
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed ECDSA P-256 certificate for localhost/127.0.0.1 (``cryptography`` if
-    installed, else the ``openssl`` CLI). Returns (cert, key) paths."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    try:
-        import datetime
-        import ipaddress
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-    except ImportError:
-        import shutil
-        import subprocess
-
-        openssl = shutil.which("openssl")
-        if openssl is None:
-            raise RuntimeError("need the cryptography package or the openssl CLI") from None
-        subprocess.run(
-            [
-                openssl,
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                str(key),
-                "-out",
-                str(cert),
-                "-days",
-                "1",
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        return cert, key
-    private = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(private.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(private, hashes.SHA256())
-    )
-    key.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return cert, key
+    """A self-signed certificate for localhost / 127.0.0.1: (cert, key) paths."""
+    return self_signed_certificate(directory, ["localhost", "127.0.0.1"])
 
 
 async def run_rr(

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ..proto.records import ServerRecord
+from ..testing.certs import self_signed_certificate
 from ..testing.link import LinkConfig, UDPLink
 from .client import Client
 from .directory import DirectoryClient
@@ -96,71 +97,10 @@ async def _stop(proc: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> 
 
 def _make_certificate(directory: Path) -> tuple[Path, Path] | None:
     """A self-signed certificate for 127.0.0.1/localhost, or None if we cannot make one."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
     try:
-        import datetime
-        import ipaddress
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-    except ImportError:
-        openssl = shutil.which("openssl")
-        if openssl is None:
-            return None
-        done = subprocess.run(
-            [
-                openssl,
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                str(key),
-                "-out",
-                str(cert),
-                "-days",
-                "1",
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            ],
-            capture_output=True,
-        )
-        return (cert, key) if done.returncode == 0 else None
-    private = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(private.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(private, hashes.SHA256())
-    )
-    key.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return cert, key
+        return self_signed_certificate(directory, ["localhost", "127.0.0.1"])
+    except (RuntimeError, subprocess.CalledProcessError):
+        return None
 
 
 async def _peer_main(cert: str | None, key: str | None) -> None:
