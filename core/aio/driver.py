@@ -11,6 +11,13 @@ Flushes are deferred with ``call_soon`` and coalesced: the datagrams uvloop read
 processed before one flush, so acknowledgements and small writes are batched into few packets.
 On the stdlib loop, which reads one datagram per callback, this is exactly one flush per input.
 
+Sends (Linux): runs of equal-sized datagrams to one address go out as one ``sendmsg`` with
+UDP generic segmentation offload (``UDP_SEGMENT``): one system call and one trip through the
+loop and the kernel's socket layer per run instead of per datagram; the kernel (or the NIC)
+cuts the run into ordinary datagrams, so the peer sees no difference. Off with the environment
+variable ``MINIMALT_GSO=0`` or ``EndpointDriver.use_gso = False``; off by itself where the
+kernel refuses it (then each datagram goes through ``transport.sendto`` as before).
+
 Time: ``now`` is always ``time.monotonic()``, never ``loop.time()`` (uvloop's ticks in whole
 milliseconds, which would ruin RTT samples and pacing on loopback, DESIGN §16).
 """
@@ -19,8 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.selector_events
+import errno
 import logging
+import os
 import socket
+import struct
+import sys
 from collections import deque
 from collections.abc import Callable
 from time import monotonic
@@ -67,6 +78,21 @@ READ_BATCH = 64
 SEND_BACKLOG = 4096
 _TIMER_FLOOR = 0.001
 _INF = float("inf")
+
+# --- UDP GSO (Linux >= 4.18) ---------------------------------------------------------------------
+#: Send runs of equal-sized datagrams with one ``sendmsg`` each (UDP generic segmentation
+#: offload). ``MINIMALT_GSO=0`` in the environment turns it off.
+GSO_DEFAULT = sys.platform.startswith("linux") and os.environ.get("MINIMALT_GSO", "1") != "0"
+_SOL_UDP = getattr(socket, "SOL_UDP", 17)
+_UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
+#: At most this many segments per call (the kernel's UDP_MAX_SEGMENTS: 64 before Linux 5.x).
+GSO_MAX_SEGMENTS = 64
+#: At most this many bytes per call: one IPv4 datagram's payload limit (65,507), with room.
+GSO_MAX_BYTES = 65000
+#: ``sendmsg`` failing with these means the socket or device cannot segment: stop trying.
+_GSO_UNSUPPORTED = frozenset(
+    {errno.EINVAL, errno.EIO, errno.EOPNOTSUPP, errno.ENOPROTOOPT, errno.EMSGSIZE}
+)
 
 
 class _TunnelState:
@@ -127,6 +153,11 @@ class EndpointDriver(asyncio.DatagramProtocol):
         self._closing = False
         self._lost: asyncio.Future[None] = loop.create_future()
         self._sendto: Callable[..., None] | None = None
+        #: The socket's ``sendmsg`` for GSO runs (a dup of the transport's descriptor under
+        #: uvloop, whose socket object has no ``sendmsg``); None when GSO is off.
+        self._sendmsg: Callable[..., int] | None = None
+        self._gso_sock: socket.socket | None = None  # the dup we own and close, if any
+        self._gso_cmsg: dict[int, list[tuple[int, int, bytes]]] = {}
         self._receive = endpoint.receive_datagram
         # Typed Any: the dispatch below tests ``type(event) is X`` (faster than isinstance).
         self._next_event: Callable[[], Any] = endpoint.next_event
@@ -158,6 +189,9 @@ class EndpointDriver(asyncio.DatagramProtocol):
         )
         return protocol
 
+    #: Send with UDP GSO where the kernel allows it (class-wide; see ``GSO_DEFAULT``).
+    use_gso: bool = GSO_DEFAULT
+
     # --- asyncio.DatagramProtocol -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -171,6 +205,34 @@ class EndpointDriver(asyncio.DatagramProtocol):
                     sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
                 except OSError:  # pragma: no cover - capped or refused by the OS: keep its size
                     pass
+        self._close_gso()  # (rebind: a new transport)
+        if sock is not None and self.use_gso:
+            self._open_gso(sock)
+
+    def _open_gso(self, sock: Any) -> None:
+        """Find a ``sendmsg`` on the transport's socket and check the kernel knows GSO."""
+        try:
+            if sock.type != socket.SOCK_DGRAM or sock.family not in (
+                socket.AF_INET,
+                socket.AF_INET6,
+            ):
+                return
+            if isinstance(sock, socket.socket):  # our own transport (stdlib loop)
+                real = sock
+            else:  # uvloop's PseudoSocket: its sendmsg takes no arguments
+                real = self._gso_sock = socket.socket(fileno=os.dup(sock.fileno()))
+                real.setblocking(False)  # (shared with the transport's descriptor: it is)
+            real.getsockopt(_SOL_UDP, _UDP_SEGMENT)  # ENOPROTOOPT before Linux 4.18
+        except (OSError, AttributeError, ValueError):
+            self._close_gso()
+            return
+        self._sendmsg = real.sendmsg
+
+    def _close_gso(self) -> None:
+        self._sendmsg = None
+        if self._gso_sock is not None:
+            self._gso_sock.close()
+            self._gso_sock = None
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self._receive(data, addr, monotonic())
@@ -187,6 +249,7 @@ class EndpointDriver(asyncio.DatagramProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self._sendto = None
+        self._close_gso()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -217,10 +280,98 @@ class EndpointDriver(asyncio.DatagramProtocol):
         if self.closing:
             for conn in list(self.closing):
                 conn._check_send_done()
-        for data, addr in self.endpoint.datagrams_to_send(monotonic()):
-            sendto(data, addr)
+        datagrams = self.endpoint.datagrams_to_send(monotonic())
+        if self._sendmsg is not None and len(datagrams) > 1:
+            self._send_gso(datagrams)
+        else:
+            for data, addr in datagrams:
+                sendto(data, addr)
         self._process_events()
         self._arm_timer()
+
+    def _send_gso(self, datagrams: list[tuple[bytes, Any]]) -> None:
+        """Send ``datagrams`` in order: each run of equal-sized datagrams to one address (the
+        last may be shorter) as one ``sendmsg`` with ``UDP_SEGMENT``, lone ones with ``sendto``.
+        On a full socket buffer the rest goes through ``sendto``, which queues it; on an error
+        saying GSO cannot work here, GSO is turned off for this driver."""
+        sendto = self._sendto
+        assert sendto is not None and self.transport is not None
+        if self.transport.get_write_buffer_size():  # type: ignore[attr-defined]
+            # The transport holds a queue: going around it would reorder. Let it carry all.
+            for data, addr in datagrams:
+                sendto(data, addr)
+            return
+        sendmsg = self._sendmsg
+        n = len(datagrams)
+        # The usual case, tested at C speed: one tunnel's burst, all to one address, all of one
+        # size but the last, few enough for one call.
+        bufs, addrs = zip(*datagrams, strict=True)
+        size = len(bufs[0])
+        addr = addrs[0]
+        if (
+            n <= GSO_MAX_SEGMENTS
+            and n * size <= GSO_MAX_BYTES
+            and addrs.count(addr) == n
+            and (same := list(map(len, bufs)).count(size)) >= n - 1
+            and (same == n or len(bufs[-1]) < size)  # the odd one out, if any, is the last
+        ):
+            try:
+                sendmsg(bufs, self._gso_control(size), 0, addr)  # type: ignore[misc]
+            except OSError as exc:
+                self._gso_failed(exc)
+                for data, addr in datagrams:
+                    sendto(data, addr)
+            return
+        i = 0
+        while i < n:
+            data, addr = datagrams[i]
+            size = len(data)
+            end = min(n, i + min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // max(size, 1)))
+            j = i + 1
+            while j < end:
+                other, to = datagrams[j]
+                if to is not addr and to != addr:
+                    break
+                length = len(other)
+                if length != size:
+                    if length < size:  # a shorter one may close the run
+                        j += 1
+                    break
+                j += 1
+            if j - i == 1:
+                sendto(data, addr)
+                i = j
+                continue
+            try:
+                sendmsg(bufs[i:j], self._gso_control(size), 0, addr)  # type: ignore[misc]
+            except OSError as exc:
+                if not self._gso_failed(exc):
+                    break  # sendto below carries the rest (queued, if the buffer is full)
+                for d, a in datagrams[i:j]:  # this destination's error: sendto reports it
+                    sendto(d, a)
+            i = j
+        for d, a in datagrams[i:]:
+            sendto(d, a)
+
+    def _gso_control(self, size: int) -> list[tuple[int, int, bytes]]:
+        """The ancillary data of a GSO ``sendmsg``: segments of ``size`` bytes."""
+        cmsg = self._gso_cmsg.get(size)
+        if cmsg is None:
+            cmsg = self._gso_cmsg[size] = [(_SOL_UDP, _UDP_SEGMENT, struct.pack("=H", size))]
+        return cmsg
+
+    def _gso_failed(self, exc: OSError) -> bool:
+        """A GSO ``sendmsg`` raised ``exc`` (nothing was sent). True if it concerns only that
+        run's destination (then ``sendto`` should send the run and report the error, and GSO
+        carry on); False if every later send should go through ``sendto``: the buffer is full
+        (EAGAIN, ENOBUFS: the transport queues), or the kernel refused GSO (now off)."""
+        if isinstance(exc, (BlockingIOError, InterruptedError)) or exc.errno == errno.ENOBUFS:
+            return False
+        if exc.errno in _GSO_UNSUPPORTED:
+            logger.debug("minimalt endpoint %s: UDP GSO off (%s)", self.sockname, exc)
+            self._close_gso()
+            return False
+        return True
 
     def _arm_timer(self) -> None:
         deadline = self.endpoint.get_timer()
