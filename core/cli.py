@@ -260,6 +260,35 @@ def _write_record_file(path: str, record: ServerRecord) -> None:
     os.replace(tmp, target)
 
 
+def _listen_error(exc: OSError, args: argparse.Namespace) -> CLIError:
+    """The one-line error for a server that could not bind its UDP socket."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc  # uvloop wraps it
+    reason = (
+        "address already in use"
+        if cause.errno == errno.EADDRINUSE
+        else (cause.strerror or str(cause))
+    )
+    return CLIError(f"cannot listen on UDP {args.host}:{args.port}: {reason}")
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (undo with ``_forget_signals``)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in _STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+def _forget_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for signum in _STOP_SIGNALS:
+        loop.remove_signal_handler(signum)
+
+
 async def _serve_main(args: argparse.Namespace) -> int:
     if args.identity is not None:
         try:
@@ -303,17 +332,8 @@ async def _serve_main(args: argparse.Namespace) -> int:
     except DirectoryError as exc:
         raise CLIError(f"cannot register {identity.name!r} with the directory: {exc}") from None
     except OSError as exc:
-        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc  # uvloop wraps it
-        reason = (
-            "address already in use"
-            if cause.errno == errno.EADDRINUSE
-            else (cause.strerror or str(cause))
-        )
-        raise CLIError(f"cannot listen on UDP {args.host}:{args.port}: {reason}") from None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        raise _listen_error(exc, args) from None
+    stop = _stop_on_signals()
     try:
         publish(server.record)
         if not args.quiet:
@@ -327,8 +347,7 @@ async def _serve_main(args: argparse.Namespace) -> int:
             tunnels = len(server.tunnels)
             _say(f"shutting down: closing {tunnels} tunnel{'s' if tunnels != 1 else ''}")
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+        _forget_signals()
         await server.aclose()
     return 0
 
@@ -491,17 +510,8 @@ async def _directory_main(args: argparse.Namespace) -> int:
     except sqlite3.Error as exc:
         raise CLIError(f"cannot open the directory store {store!r}: {exc}") from None
     except OSError as exc:
-        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc  # uvloop wraps it
-        reason = (
-            "address already in use"
-            if cause.errno == errno.EADDRINUSE
-            else (cause.strerror or str(cause))
-        )
-        raise CLIError(f"cannot listen on UDP {args.host}:{args.port}: {reason}") from None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        raise _listen_error(exc, args) from None
+    stop = _stop_on_signals()
     try:
         config = directory.client_config
         for variable, value in config.to_env().items():
@@ -518,8 +528,7 @@ async def _directory_main(args: argparse.Namespace) -> int:
             )
         await stop.wait()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+        _forget_signals()
         await directory.aclose()
     return 0
 
