@@ -10,7 +10,7 @@
  * path): give that to the Sender as its `maxDatagramSize`.
  */
 
-const { performance } = require('node:perf_hooks');
+const { RealTimeTransport } = require('./realtime');
 const { once } = require('node:events');
 
 /** The Node module, loaded on first use so the simulator never needs the bridge. */
@@ -18,67 +18,23 @@ function minimalt() {
   return require('../../index');
 }
 
-class MinimaltTransport {
+class MinimaltTransport extends RealTimeTransport {
   /**
    * @param {import('../../socket').Socket} socket an open minimalt connection; the
    *   transport does not own it
    */
   constructor(socket) {
+    super(socket, 'datagram');
     this.socket = socket;
-    this.timerGranularityMs = 1;
     /** Largest datagram `send` takes (bytes). */
     this.maxDatagramSize = socket.maxDatagramSize;
-    /** Datagrams dropped before leaving (socket closed, or the bridge pipe congested). */
-    this.sendErrors = 0;
-    this._timer = null;
-    this._callback = null;
-    this._listener = null;
-    this._closed = false;
   }
 
   /** @param {Buffer} buf */
   send(buf) {
     if (this._closed) return;
+    // Dropped before leaving (socket closed, or the bridge pipe congested): counted as loss.
     if (!this.socket.sendDatagram(buf)) this.sendErrors++;
-  }
-
-  /** @param {(buf: Buffer) => void} callback */
-  onMessage(callback) {
-    if (this._listener) this.socket.off('datagram', this._listener);
-    this._listener = (buf) => {
-      if (!this._closed) callback(buf);
-    };
-    this.socket.on('datagram', this._listener);
-  }
-
-  /** @returns {number} ms */
-  now() {
-    return performance.now();
-  }
-
-  /**
-   * @param {number|null} at absolute time in ms (performance.now() clock), null to disarm
-   * @param {() => void} callback
-   */
-  setTimer(at, callback) {
-    if (this._timer !== null) {
-      clearTimeout(this._timer);
-      this._timer = null;
-    }
-    if (at === null || this._closed) return;
-    this._callback = callback;
-    this._timer = setTimeout(() => {
-      this._timer = null;
-      this._callback();
-    }, Math.max(0, at - this.now()));
-  }
-
-  /** Stop delivering datagrams and disarm the timer (the socket stays open). */
-  close() {
-    this._closed = true;
-    this.setTimer(null);
-    if (this._listener) this.socket.off('datagram', this._listener);
-    this._listener = null;
   }
 }
 

@@ -6,26 +6,20 @@
  */
 
 const dgram = require('node:dgram');
-const { performance } = require('node:perf_hooks');
 const { once } = require('node:events');
+const { RealTimeTransport } = require('./realtime');
 
-class UdpTransport {
+class UdpTransport extends RealTimeTransport {
   /**
    * @param {import('node:dgram').Socket} socket a bound socket; the transport does not own it
    * @param {{address: string, port: number}} peer datagrams go there; others are ignored
    */
   constructor(socket, peer) {
+    super(socket, 'message');
     this.socket = socket;
     this.peer = peer;
-    this.timerGranularityMs = 1;
-    /** Datagrams the socket refused to send (e.g. ENOBUFS): just like loss. */
-    this.sendErrors = 0;
-    this._timer = null;
-    this._callback = null;
-    this._listener = null;
-    this._closed = false;
     this._onSent = (error) => {
-      if (error) this.sendErrors++;
+      if (error) this.sendErrors++; // e.g. ENOBUFS: just like loss
     };
   }
 
@@ -35,45 +29,8 @@ class UdpTransport {
     this.socket.send(buf, this.peer.port, this.peer.address, this._onSent);
   }
 
-  /** @param {(buf: Buffer) => void} callback */
-  onMessage(callback) {
-    if (this._listener) this.socket.off('message', this._listener);
-    this._listener = (msg, rinfo) => {
-      if (this._closed) return;
-      if (rinfo.port !== this.peer.port || rinfo.address !== this.peer.address) return;
-      callback(msg);
-    };
-    this.socket.on('message', this._listener);
-  }
-
-  /** @returns {number} ms */
-  now() {
-    return performance.now();
-  }
-
-  /**
-   * @param {number|null} at absolute time in ms (performance.now() clock), null to disarm
-   * @param {() => void} callback
-   */
-  setTimer(at, callback) {
-    if (this._timer !== null) {
-      clearTimeout(this._timer);
-      this._timer = null;
-    }
-    if (at === null || this._closed) return;
-    this._callback = callback;
-    this._timer = setTimeout(() => {
-      this._timer = null;
-      this._callback();
-    }, Math.max(0, at - this.now()));
-  }
-
-  /** Stop delivering datagrams and disarm the timer (the socket stays open). */
-  close() {
-    this._closed = true;
-    this.setTimer(null);
-    if (this._listener) this.socket.off('message', this._listener);
-    this._listener = null;
+  _accepts(rinfo) {
+    return rinfo.port === this.peer.port && rinfo.address === this.peer.address;
   }
 }
 
