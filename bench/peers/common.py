@@ -36,7 +36,7 @@ import resource
 import struct
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +252,27 @@ async def run_rr(
         "latency_median": latencies[len(latencies) // 2],
         "latency_p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
     }
+
+
+def peer_parser(doc: str, *, loop: str, count: int, tests: Sequence[str] = ("bulk", "rr")) -> Any:
+    """The options every peer process takes; peers add their own before parsing."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("role", choices=["server", "client"])
+    parser.add_argument("--loop", default=loop, choices=["uvloop", "asyncio"])
+    parser.add_argument("--test", choices=list(tests))
+    parser.add_argument("--bytes", type=int, default=200 << 20)
+    parser.add_argument("--count", type=int, default=count)
+    parser.add_argument("--concurrency", type=int, default=1)
+    return parser
+
+
+def run_peer(
+    args: Any, serve: Callable[[Any], Awaitable[Any]], **tests: Callable[[Any], Any]
+) -> None:
+    """Run the server, or the client test ``args.test`` and print its figures."""
+    if args.role == "server":
+        run(serve(args), args.loop)
+    else:
+        emit(run(tests[args.test](args), args.loop))

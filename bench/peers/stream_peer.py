@@ -119,22 +119,11 @@ async def rr(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("role", choices=["server", "client"])
-    parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
+    parser = common.peer_parser(__doc__, loop="uvloop", count=1000)
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--port", type=int)
-    parser.add_argument("--test", choices=["bulk", "rr"])
-    parser.add_argument("--bytes", type=int, default=200 << 20)
-    parser.add_argument("--count", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()
-    if args.role == "server":
-        common.run(serve(args), args.loop)
-    elif args.test == "bulk":
-        common.emit(common.run(bulk(args), args.loop))
-    else:
-        common.emit(common.run(rr(args), args.loop))
+    common.run_peer(args, serve, bulk=bulk, rr=rr)
 
 
 if __name__ == "__main__":
