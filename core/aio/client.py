@@ -266,7 +266,7 @@ class Client:
                 raise TunnelClosedError("this client is closed")
             endpoint = Endpoint(
                 self.config,
-                random=os.urandom,  # type: ignore[arg-type]  # RandomSource is nominal
+                random=os.urandom,
                 wall_offset=time.time() - time.monotonic(),
             )
             host = self.local_host or ("::" if family == socket.AF_INET6 else "0.0.0.0")

@@ -115,13 +115,10 @@ class Server:
         one in-band; a client holding an older one gets it in answer to its first packet.
         Returns (and passes to ``on_record``) the new record."""
         self._keys.rotate(
-            os.urandom,  # type: ignore[arg-type]  # RandomSource is nominal
+            os.urandom,
             time.time(),
             interval=self.rotation_interval,
-            # Record expiries are whole seconds, rounded down by the core: one second more
-            # keeps the grace from shrinking, so the current record never expires before the
-            # next rotation has replaced it (in the directory too).
-            grace=self.rotation_grace + 1.0,
+            grace=self.rotation_grace,  # expiries are rounded up: the grace never shrinks
         )
         self._schedule_prune()
         record = self._keys.current_record()
@@ -329,11 +326,11 @@ def serve(
         if rotation_interval is not None:
             # The first key lives as long as any later one: current for one interval, then
             # previous for the grace period (not a whole key_lifetime).
-            lifetime = math.ceil(rotation_interval + rotation_grace) + 1
+            lifetime = math.ceil(rotation_interval + rotation_grace)
         keys = ident.server_keys(lifetime=lifetime)
         endpoint = Endpoint(
             cfg,
-            random=os.urandom,  # type: ignore[arg-type]  # RandomSource is nominal
+            random=os.urandom,
             server_keys=keys,
             wall_offset=time.time() - time.monotonic(),
         )

@@ -169,7 +169,7 @@ class ServerKeys:
         keys = cls(SigningKeyPair.generate(random), name)
         keys.add_ephemeral(
             BoxKeyPair.generate(random),
-            int(now_unix) + lifetime,
+            math.ceil(now_unix + lifetime),
             created=now_unix,
             exclusive=True,
         )
