@@ -12,20 +12,45 @@ A first packet's early data may run only if (Zero protocol's lessons, DESIGN §7
 The cache is a pair of Bloom filters, each covering one window: memory is fixed by the
 ``bits`` setting whatever the traffic. A false positive only costs the client one round trip
 (its early data is refused and resent), never a lost or doubled request.
+
+The filters are *blocked* Bloom filters (Putze, Sanders, Singler 2007): all of an identity's
+bits fall in one 64-byte block, so a lookup touches one cache line per filter instead of one
+per hash. With megabytes of filter that is the difference between ~2 and ~14 cache misses
+per new tunnel; the price is a slightly higher false-positive rate for the same memory
+(``sized_for`` adds a quarter more bits to make up for it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from itertools import repeat
 
 from .crypto import RandomSource
 
 
-class ReplayCache:
-    """Time-windowed Bloom filters of first-packet identities."""
+#: Bytes (and bits) of one block: a cache line.
+BLOCK_BYTES = 64
+_BLOCK_BITS = BLOCK_BYTES * 8
+_POSITION_BITS = 9  # one bit position within a block
+#: The most hash functions a cache takes (positions come from one BLAKE2b digest).
+MAX_HASHES = 16
 
-    __slots__ = ("window", "bits", "hashes", "_key", "_filters", "_epoch", "started_at")
+
+class ReplayCache:
+    """Time-windowed blocked Bloom filters of first-packet identities."""
+
+    __slots__ = (
+        "window",
+        "bits",
+        "hashes",
+        "_key",
+        "_filters",
+        "_epoch",
+        "_blocks",
+        "_digest_size",
+        "started_at",
+    )
 
     def __init__(
         self,
@@ -36,13 +61,18 @@ class ReplayCache:
         bits: int = 1 << 20,
         hashes: int = 7,
     ) -> None:
-        if bits < 8 or hashes < 1:
-            raise ValueError("a replay cache needs at least 8 bits and one hash")
+        if bits < 8 or not 1 <= hashes <= MAX_HASHES:
+            raise ValueError(
+                f"a replay cache needs at least 8 bits and 1 to {MAX_HASHES} hashes"
+            )
         self.window = window
-        self.bits = bits
+        self._blocks = -(-bits // _BLOCK_BITS)  # whole blocks
+        self.bits = self._blocks * _BLOCK_BITS
         self.hashes = hashes
+        # 8 bytes choose the block, then 9 bits per hash choose its bit in the block.
+        self._digest_size = 8 + -(-hashes * _POSITION_BITS // 8)
         self._key = random(32)  # keyed hashing: peers cannot aim for collisions
-        self._filters = [bytearray((bits + 7) // 8), bytearray((bits + 7) // 8)]
+        self._filters = [bytearray(self._blocks * BLOCK_BYTES) for _ in range(2)]
         self._epoch = int(now_unix // window)
         #: Unix time from which every first packet accepted is remembered.
         self.started_at = now_unix
@@ -61,18 +91,24 @@ class ReplayCache:
         ``tunnels_per_window`` new tunnels per window."""
         n = max(1, tunnels_per_window)
         bits = int(-n * math.log(false_positive_rate) / (math.log(2) ** 2)) + 8
-        hashes = max(1, round(bits / n * math.log(2)))
+        hashes = min(MAX_HASHES, max(1, round(bits / n * math.log(2))))
+        bits += bits // 4  # blocked filters need a little more room (module docstring)
         return cls(random=random, now_unix=now_unix, window=window, bits=bits, hashes=hashes)
 
     @property
     def memory_bytes(self) -> int:
         return sum(len(f) for f in self._filters)
 
-    def _positions(self, identity: bytes) -> list[int]:
-        digest = hashlib.blake2b(identity, key=self._key, digest_size=16).digest()
-        h1 = int.from_bytes(digest[:8], "little")
-        h2 = int.from_bytes(digest[8:], "little") | 1
-        return [(h1 + i * h2) % self.bits for i in range(self.hashes)]
+    def _locate(self, identity: bytes) -> tuple[int, int]:
+        """(byte offset of the identity's block, mask of its bits in that block)."""
+        digest = hashlib.blake2b(identity, key=self._key, digest_size=self._digest_size).digest()
+        offset = int.from_bytes(digest[:8], "little") % self._blocks * BLOCK_BYTES
+        rest = int.from_bytes(digest[8:], "little")
+        mask = 0
+        for _ in repeat(None, self.hashes):
+            mask |= 1 << (rest & (_BLOCK_BITS - 1))
+            rest >>= _POSITION_BITS
+        return offset, mask
 
     def _rotate(self, now_unix: float) -> None:
         epoch = int(now_unix // self.window)
@@ -84,17 +120,28 @@ class ReplayCache:
             self._filters = [bytearray(len(self._filters[0])), bytearray(len(self._filters[0]))]
         self._epoch = max(epoch, self._epoch)
 
+    def __contains__(self, identity: bytes) -> bool:
+        """Whether ``identity`` was (probably) seen in this window or the previous one; unlike
+        ``check_and_insert`` it remembers nothing and does not rotate the windows."""
+        start, mask = self._locate(identity)
+        stop = start + BLOCK_BYTES
+        return any(
+            int.from_bytes(bloom[start:stop], "little") & mask == mask for bloom in self._filters
+        )
+
     def check_and_insert(self, identity: bytes, now_unix: float) -> bool:
         """True if ``identity`` is new (and is now remembered); False if (probably) seen."""
         self._rotate(now_unix)
-        positions = self._positions(identity)
+        start, mask = self._locate(identity)
+        stop = start + BLOCK_BYTES
         current, previous = self._filters
-        seen = all(current[p >> 3] & (1 << (p & 7)) for p in positions) or all(
-            previous[p >> 3] & (1 << (p & 7)) for p in positions
-        )
-        for p in positions:
-            current[p >> 3] |= 1 << (p & 7)
-        return not seen
+        block = int.from_bytes(current[start:stop], "little")
+        if block & mask == mask:
+            return False
+        current[start:stop] = (block | mask).to_bytes(BLOCK_BYTES, "little")
+        # Seen in the previous window only: remembered in the current one too (above), so it
+        # stays remembered for a whole window after its last sighting.
+        return int.from_bytes(previous[start:stop], "little") & mask != mask
 
 
 def early_data_verdict(
