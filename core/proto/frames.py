@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from . import constants as C
 from .errors import FrameEncodingError
@@ -323,69 +325,63 @@ def encode_ack(ranges: list[tuple[int, int]] | tuple[tuple[int, int], ...], dela
     return b"".join(out)
 
 
-def encode_frame(frame: Frame) -> bytes:
-    """The wire bytes of one frame."""
-    if isinstance(frame, Stream):
-        return stream_header(frame.cid, frame.offset, len(frame.data), frame.fin) + frame.data
-    if isinstance(frame, Ack):
-        return encode_ack(frame.ranges, frame.delay)
-    if isinstance(frame, Padding):
-        return bytes(frame.length)
-    if isinstance(frame, Ping):
-        return b"\x01"
-    if isinstance(frame, Hello):
-        return b"\x03" + encode_varint(frame.version) + encode_varint(frame.client_time_ms)
-    if isinstance(frame, HelloAck):
-        return (
-            b"\x04"
-            + encode_varint(zigzag(frame.clock_skew_ms))
-            + encode_varint(1 if frame.early_data_accepted else 0)
-        )
-    if isinstance(frame, Create):
-        flags = (1 if frame.retry_safe else 0) | (_CREATE_AUTH if frame.user else 0)
-        out = (
-            b"\x05" + encode_varint(frame.cid) + encode_varint(flags) + _encode_bytes(frame.service)
-        )
-        if frame.user:
-            if len(frame.user) != C.PUBLIC_KEY_SIZE or len(frame.signature) != C.SIGNATURE_SIZE:
-                raise ValueError("an authenticated Create has a 32-byte key and 64-byte signature")
-            out += frame.user + frame.signature
-        return out
-    if isinstance(frame, Refuse):
-        return (
-            b"\x06"
-            + encode_varint(frame.cid)
-            + encode_varint(frame.code)
-            + _encode_bytes(frame.reason)
-        )
-    if isinstance(frame, Reset):
-        return (
-            b"\x07"
-            + encode_varint(frame.cid)
-            + encode_varint(frame.code)
-            + encode_varint(frame.final_size)
-        )
-    if isinstance(frame, MaxData):
-        return b"\x0a" + encode_varint(frame.maximum)
-    if isinstance(frame, MaxConnData):
-        return b"\x0b" + encode_varint(frame.cid) + encode_varint(frame.maximum)
-    if isinstance(frame, MaxConns):
-        return b"\x0c" + encode_varint(frame.maximum)
-    if isinstance(frame, Close):
-        return b"\x0d" + encode_varint(frame.code) + _encode_bytes(frame.reason)
-    if isinstance(frame, Datagram):
-        return b"\x0e" + encode_varint(frame.cid) + _encode_bytes(frame.data)
-    if isinstance(frame, Blocked):
-        return b"\x0f" + encode_varint(frame.limit)
-    if isinstance(frame, RekeyNow):
-        return b"\x12"
-    if isinstance(frame, NewRecord):
-        return b"\x13" + _encode_bytes(frame.record)
-    if isinstance(frame, (PathChallenge, PathResponse)):
+def _encode_create(frame: Create) -> bytes:
+    flags = (1 if frame.retry_safe else 0) | (_CREATE_AUTH if frame.user else 0)
+    out = b"\x05" + encode_varint(frame.cid) + encode_varint(flags) + _encode_bytes(frame.service)
+    if frame.user:
+        if len(frame.user) != C.PUBLIC_KEY_SIZE or len(frame.signature) != C.SIGNATURE_SIZE:
+            raise ValueError("an authenticated Create has a 32-byte key and 64-byte signature")
+        out += frame.user + frame.signature
+    return out
+
+
+def _encode_path(kind: bytes) -> Callable[[PathChallenge | PathResponse], bytes]:
+    def encode(frame: PathChallenge | PathResponse) -> bytes:
         if len(frame.data) != C.PATH_DATA_SIZE:
             raise ValueError(f"path data is {C.PATH_DATA_SIZE} bytes")
-        return (b"\x10" if isinstance(frame, PathChallenge) else b"\x11") + frame.data
-    raise TypeError(f"not a frame: {frame!r}")
+        return kind + frame.data
+
+    return encode
+
+
+#: How each frame type is written: one entry per frame of docs/protocol.md §4.
+_ENCODERS: dict[type, Callable[[Any], bytes]] = {
+    Stream: lambda f: stream_header(f.cid, f.offset, len(f.data), f.fin) + f.data,
+    Ack: lambda f: encode_ack(f.ranges, f.delay),
+    Padding: lambda f: bytes(f.length),
+    Ping: lambda f: b"\x01",
+    Hello: lambda f: b"\x03" + encode_varint(f.version) + encode_varint(f.client_time_ms),
+    HelloAck: lambda f: (
+        b"\x04"
+        + encode_varint(zigzag(f.clock_skew_ms))
+        + encode_varint(1 if f.early_data_accepted else 0)
+    ),
+    Create: _encode_create,
+    Refuse: lambda f: (
+        b"\x06" + encode_varint(f.cid) + encode_varint(f.code) + _encode_bytes(f.reason)
+    ),
+    Reset: lambda f: (
+        b"\x07" + encode_varint(f.cid) + encode_varint(f.code) + encode_varint(f.final_size)
+    ),
+    MaxData: lambda f: b"\x0a" + encode_varint(f.maximum),
+    MaxConnData: lambda f: b"\x0b" + encode_varint(f.cid) + encode_varint(f.maximum),
+    MaxConns: lambda f: b"\x0c" + encode_varint(f.maximum),
+    Close: lambda f: b"\x0d" + encode_varint(f.code) + _encode_bytes(f.reason),
+    Datagram: lambda f: b"\x0e" + encode_varint(f.cid) + _encode_bytes(f.data),
+    Blocked: lambda f: b"\x0f" + encode_varint(f.limit),
+    PathChallenge: _encode_path(b"\x10"),
+    PathResponse: _encode_path(b"\x11"),
+    RekeyNow: lambda f: b"\x12",
+    NewRecord: lambda f: b"\x13" + _encode_bytes(f.record),
+}
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """The wire bytes of one frame."""
+    encoder = _ENCODERS.get(type(frame))
+    if encoder is None:
+        raise TypeError(f"not a frame: {frame!r}")
+    return encoder(frame)
 
 
 # --- decoding ----------------------------------------------------------------------------------
@@ -424,99 +420,146 @@ def skip_padding(payload: bytes, pos: int) -> int:
     return match.start() if match is not None else len(payload)
 
 
+def _decode_stream(payload: bytes, pos: int, fin: bool) -> tuple[Stream, int]:
+    cid, pos = read_varint(payload, pos)
+    offset, pos = read_varint(payload, pos)
+    length, pos = read_varint(payload, pos)
+    stop = pos + length
+    if stop > len(payload):
+        raise FrameEncodingError("STREAM data runs past the end of the payload")
+    if offset + length > MAX_VARINT:
+        raise FrameEncodingError("STREAM offset out of range")
+    return Stream(cid, offset, payload[pos:stop], fin), stop
+
+
+def _decode_padding(payload: bytes, pos: int) -> tuple[Padding, int]:
+    stop = skip_padding(payload, pos)
+    return Padding(stop - pos + 1), stop
+
+
+def _decode_hello(payload: bytes, pos: int) -> tuple[Hello, int]:
+    version, pos = read_varint(payload, pos)
+    client_time, pos = read_varint(payload, pos)
+    return Hello(version, client_time), pos
+
+
+def _decode_hello_ack(payload: bytes, pos: int) -> tuple[HelloAck, int]:
+    skew, pos = read_varint(payload, pos)
+    flags, pos = read_varint(payload, pos)
+    return HelloAck(unzigzag(skew), bool(flags & 1)), pos
+
+
+def _decode_create(payload: bytes, pos: int) -> tuple[Create, int]:
+    cid, pos = read_varint(payload, pos)
+    flags, pos = read_varint(payload, pos)
+    service, pos = _read_bytes(payload, pos, C.MAX_SERVICE_NAME)
+    user = signature = b""
+    if flags & _CREATE_AUTH:
+        stop = pos + C.PUBLIC_KEY_SIZE + C.SIGNATURE_SIZE
+        if stop > len(payload):
+            raise FrameEncodingError("Create authenticator runs past the payload")
+        user = payload[pos : pos + C.PUBLIC_KEY_SIZE]
+        signature = payload[pos + C.PUBLIC_KEY_SIZE : stop]
+        pos = stop
+    return Create(cid, service, bool(flags & 1), user, signature), pos
+
+
+def _decode_refuse(payload: bytes, pos: int) -> tuple[Refuse, int]:
+    cid, pos = read_varint(payload, pos)
+    code, pos = read_varint(payload, pos)
+    reason, pos = _read_bytes(payload, pos, C.MAX_REASON_SIZE)
+    return Refuse(cid, code, reason), pos
+
+
+def _decode_reset(payload: bytes, pos: int) -> tuple[Reset, int]:
+    cid, pos = read_varint(payload, pos)
+    code, pos = read_varint(payload, pos)
+    final_size, pos = read_varint(payload, pos)
+    return Reset(cid, code, final_size), pos
+
+
+def _decode_one_varint(kind: Callable[[int], Frame]) -> Callable[[bytes, int], tuple[Frame, int]]:
+    def decode(payload: bytes, pos: int) -> tuple[Frame, int]:
+        value, pos = read_varint(payload, pos)
+        return kind(value), pos
+
+    return decode
+
+
+def _decode_max_conn_data(payload: bytes, pos: int) -> tuple[MaxConnData, int]:
+    cid, pos = read_varint(payload, pos)
+    maximum, pos = read_varint(payload, pos)
+    return MaxConnData(cid, maximum), pos
+
+
+def _decode_close(payload: bytes, pos: int) -> tuple[Close, int]:
+    code, pos = read_varint(payload, pos)
+    reason, pos = _read_bytes(payload, pos, C.MAX_REASON_SIZE)
+    return Close(code, reason), pos
+
+
+def _decode_datagram(payload: bytes, pos: int) -> tuple[Datagram, int]:
+    cid, pos = read_varint(payload, pos)
+    data, pos = _read_bytes(payload, pos, C.MAX_DATAGRAM_SIZE)
+    return Datagram(cid, data), pos
+
+
+def _decode_new_record(payload: bytes, pos: int) -> tuple[NewRecord, int]:
+    record, pos = _read_bytes(payload, pos, C.MAX_RECORD_SIZE)
+    return NewRecord(record), pos
+
+
+def _decode_path(
+    kind: Callable[[bytes], PathChallenge | PathResponse],
+) -> Callable[[bytes, int], tuple[Frame, int]]:
+    def decode(payload: bytes, pos: int) -> tuple[Frame, int]:
+        stop = pos + C.PATH_DATA_SIZE
+        if stop > len(payload):
+            raise FrameEncodingError("path data runs past the end of the payload")
+        return kind(payload[pos:stop]), stop
+
+    return decode
+
+
+_PING = Ping()
+_REKEY_NOW = RekeyNow()
+
+#: How each frame type byte is read (after the type byte): one entry per frame of
+#: docs/protocol.md §4. Each reader checks every length it uses.
+_DECODERS: dict[int, Callable[[bytes, int], tuple[Frame, int]]] = {
+    C.FRAME_PADDING: _decode_padding,
+    C.FRAME_PING: lambda payload, pos: (_PING, pos),
+    C.FRAME_ACK: lambda payload, pos: decode_ack(payload, pos),
+    C.FRAME_HELLO: _decode_hello,
+    C.FRAME_HELLO_ACK: _decode_hello_ack,
+    C.FRAME_CREATE: _decode_create,
+    C.FRAME_REFUSE: _decode_refuse,
+    C.FRAME_RESET: _decode_reset,
+    C.FRAME_STREAM: lambda payload, pos: _decode_stream(payload, pos, False),
+    C.FRAME_STREAM_FIN: lambda payload, pos: _decode_stream(payload, pos, True),
+    C.FRAME_MAX_DATA: _decode_one_varint(MaxData),
+    C.FRAME_MAX_CONN_DATA: _decode_max_conn_data,
+    C.FRAME_MAX_CONNS: _decode_one_varint(MaxConns),
+    C.FRAME_CLOSE: _decode_close,
+    C.FRAME_DATAGRAM: _decode_datagram,
+    C.FRAME_BLOCKED: _decode_one_varint(Blocked),
+    C.FRAME_PATH_CHALLENGE: _decode_path(PathChallenge),
+    C.FRAME_PATH_RESPONSE: _decode_path(PathResponse),
+    C.FRAME_REKEY_NOW: lambda payload, pos: (_REKEY_NOW, pos),
+    C.FRAME_NEW_RECORD: _decode_new_record,
+}
+
+
 def decode_frame(payload: bytes, pos: int) -> tuple[Frame, int]:
     """The frame starting at ``pos`` and the position after it. Raises FrameEncodingError."""
-    end = len(payload)
     try:
         ftype = payload[pos]
-        pos += 1
-        frame: Frame
-        if ftype == C.FRAME_STREAM or ftype == C.FRAME_STREAM_FIN:
-            cid, pos = read_varint(payload, pos)
-            offset, pos = read_varint(payload, pos)
-            length, pos = read_varint(payload, pos)
-            stop = pos + length
-            if stop > end:
-                raise FrameEncodingError("STREAM data runs past the end of the payload")
-            if offset + length > MAX_VARINT:
-                raise FrameEncodingError("STREAM offset out of range")
-            return Stream(cid, offset, payload[pos:stop], ftype == C.FRAME_STREAM_FIN), stop
-        if ftype == C.FRAME_ACK:
-            return decode_ack(payload, pos)
-        if ftype == C.FRAME_PADDING:
-            stop = skip_padding(payload, pos)
-            return Padding(stop - pos + 1), stop
-        if ftype == C.FRAME_PING:
-            frame = Ping()
-        elif ftype == C.FRAME_HELLO:
-            version, pos = read_varint(payload, pos)
-            client_time, pos = read_varint(payload, pos)
-            frame = Hello(version, client_time)
-        elif ftype == C.FRAME_HELLO_ACK:
-            skew, pos = read_varint(payload, pos)
-            flags, pos = read_varint(payload, pos)
-            frame = HelloAck(unzigzag(skew), bool(flags & 1))
-        elif ftype == C.FRAME_CREATE:
-            cid, pos = read_varint(payload, pos)
-            flags, pos = read_varint(payload, pos)
-            service, pos = _read_bytes(payload, pos, C.MAX_SERVICE_NAME)
-            user = signature = b""
-            if flags & _CREATE_AUTH:
-                stop = pos + C.PUBLIC_KEY_SIZE + C.SIGNATURE_SIZE
-                if stop > end:
-                    raise FrameEncodingError("Create authenticator runs past the payload")
-                user = payload[pos : pos + C.PUBLIC_KEY_SIZE]
-                signature = payload[pos + C.PUBLIC_KEY_SIZE : stop]
-                pos = stop
-            frame = Create(cid, service, bool(flags & 1), user, signature)
-        elif ftype == C.FRAME_REFUSE:
-            cid, pos = read_varint(payload, pos)
-            code, pos = read_varint(payload, pos)
-            reason, pos = _read_bytes(payload, pos, C.MAX_REASON_SIZE)
-            frame = Refuse(cid, code, reason)
-        elif ftype == C.FRAME_RESET:
-            cid, pos = read_varint(payload, pos)
-            code, pos = read_varint(payload, pos)
-            final_size, pos = read_varint(payload, pos)
-            frame = Reset(cid, code, final_size)
-        elif ftype == C.FRAME_MAX_DATA:
-            maximum, pos = read_varint(payload, pos)
-            frame = MaxData(maximum)
-        elif ftype == C.FRAME_MAX_CONN_DATA:
-            cid, pos = read_varint(payload, pos)
-            maximum, pos = read_varint(payload, pos)
-            frame = MaxConnData(cid, maximum)
-        elif ftype == C.FRAME_MAX_CONNS:
-            maximum, pos = read_varint(payload, pos)
-            frame = MaxConns(maximum)
-        elif ftype == C.FRAME_CLOSE:
-            code, pos = read_varint(payload, pos)
-            reason, pos = _read_bytes(payload, pos, C.MAX_REASON_SIZE)
-            frame = Close(code, reason)
-        elif ftype == C.FRAME_DATAGRAM:
-            cid, pos = read_varint(payload, pos)
-            data, pos = _read_bytes(payload, pos, C.MAX_DATAGRAM_SIZE)
-            frame = Datagram(cid, data)
-        elif ftype == C.FRAME_BLOCKED:
-            limit, pos = read_varint(payload, pos)
-            frame = Blocked(limit)
-        elif ftype == C.FRAME_REKEY_NOW:
-            frame = RekeyNow()
-        elif ftype == C.FRAME_NEW_RECORD:
-            record, pos = _read_bytes(payload, pos, C.MAX_RECORD_SIZE)
-            frame = NewRecord(record)
-        elif ftype == C.FRAME_PATH_CHALLENGE or ftype == C.FRAME_PATH_RESPONSE:
-            stop = pos + C.PATH_DATA_SIZE
-            if stop > end:
-                raise FrameEncodingError("path data runs past the end of the payload")
-            data = payload[pos:stop]
-            frame = PathChallenge(data) if ftype == C.FRAME_PATH_CHALLENGE else PathResponse(data)
-            pos = stop
-        else:
+        decoder = _DECODERS.get(ftype)
+        if decoder is None:
             raise FrameEncodingError(f"unknown frame type 0x{ftype:02x}")
+        return decoder(payload, pos + 1)
     except (IndexError, struct.error) as exc:
         raise FrameEncodingError("frame truncated") from exc
-    return frame, pos
 
 
 def decode_frames(payload: bytes) -> list[Frame]:
