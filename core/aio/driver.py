@@ -98,14 +98,20 @@ _GSO_UNSUPPORTED = frozenset(
 class _TunnelState:
     """What the driver keeps per tunnel: its connections and how to name it in errors."""
 
-    __slots__ = ("conns", "connect_timer", "label", "timed_out", "tunnel")
+    __slots__ = ("conns", "connect_timer", "_label", "timed_out", "tunnel")
 
-    def __init__(self, tunnel: Tunnel, label: str) -> None:
+    def __init__(self, tunnel: Tunnel, label: str | None = None) -> None:
         self.tunnel = tunnel
-        self.label = label
+        self._label = label
         self.conns: dict[int, Connection] = {}
         self.connect_timer: asyncio.TimerHandle | None = None
         self.timed_out: float | None = None  # the connect timeout that expired, if one did
+
+    @property
+    def label(self) -> str:
+        """How errors name the tunnel: given, or (a server's tunnel) its client's address,
+        made only when an error needs it."""
+        return self._label or f"client {_address_label(self.tunnel.peer)}"
 
 
 def _address_label(addr: Any) -> str:
@@ -481,9 +487,7 @@ class EndpointDriver(asyncio.DatagramProtocol):
         tunnel = event.tunnel
         state = self._tunnels.get(tunnel)
         if state is None:
-            state = self._tunnels[tunnel] = _TunnelState(
-                tunnel, f"client {_address_label(tunnel.peer)}"
-            )
+            state = self._tunnels[tunnel] = _TunnelState(tunnel)
         conn = Connection(
             self, tunnel, event.cid, event.service, local=False, retry_safe=event.retry_safe
         )

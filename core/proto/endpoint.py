@@ -206,8 +206,7 @@ class Endpoint:
         else:
             self._count("unknown_tunnel")
             return
-        self._touch(tunnel)
-        self._reschedule(tunnel)
+        self._dirty[tunnel] = None  # rescheduled by datagrams_to_send or get_timer
 
     def _accept(self, header: Any, data: bytes, addr: Any, now: float) -> Tunnel | None:
         """A first packet for an unknown TID: authenticate it before allocating anything."""

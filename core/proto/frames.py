@@ -416,8 +416,13 @@ _NONZERO = re.compile(rb"[^\x00]")
 
 def skip_padding(payload: bytes, pos: int) -> int:
     """The position of the first non-zero byte at or after ``pos`` (or the end)."""
+    end = len(payload)
+    if payload.count(0, pos) == end - pos:
+        # The usual case (a first packet padded to its end): counting zeros runs at memory
+        # speed, the regular expression at a few nanoseconds a byte.
+        return end
     match = _NONZERO.search(payload, pos)
-    return match.start() if match is not None else len(payload)
+    return match.start() if match is not None else end
 
 
 def _decode_stream(payload: bytes, pos: int, fin: bool) -> tuple[Stream, int]:

@@ -25,8 +25,9 @@ class RangeSet:
 
     def __init__(self, ranges: Iterable[tuple[int, int]] = ()) -> None:
         self._r: list[int] = []
-        for start, stop in ranges:
-            self.add(start, stop)
+        if ranges:
+            for start, stop in ranges:
+                self.add(start, stop)
 
     def add(self, start: int, stop: int) -> None:
         """Add ``[start, stop)``; an empty range (``start >= stop``) is ignored."""
