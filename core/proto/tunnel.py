@@ -60,6 +60,7 @@ from .frames import (
     decode_frame,
     encode_ack,
     encode_frame,
+    encode_varint,
     read_varint,
     skip_padding,
     stream_header,
@@ -878,6 +879,26 @@ class Tunnel:
                 self._on_ack(ack.ranges, ack.delay, now)
             elif ftype == 0x00:  # PADDING
                 pos = skip_padding(buf, pos + 1)
+            elif ftype == 0x03 and not self.is_client:  # HELLO, on every first-flight packet
+                _, pos = read_varint(buf, pos + 1)  # version and clock: the endpoint judged
+                _, pos = read_varint(buf, pos)  # them on the packet that made the tunnel
+                eliciting = True
+            elif ftype == 0x0A:  # MAX_DATA (every first flight carries the window frames)
+                maximum, pos = read_varint(buf, pos + 1)
+                self._on_max_data(maximum)
+                eliciting = True
+            elif ftype == 0x0C:  # MAX_CONNS
+                maximum, pos = read_varint(buf, pos + 1)
+                self._on_max_conns(maximum)
+                eliciting = True
+            elif ftype == 0x0B:  # MAX_CONN_DATA
+                cid, pos = read_varint(buf, pos + 1)
+                maximum, pos = read_varint(buf, pos)
+                eliciting = True
+                if self.early_refusal is not None and not self.address_validated:
+                    refused = True  # early application frame (_EARLY_APPLICATION_FRAMES)
+                else:
+                    self._on_max_conn_data(cid, maximum)
             else:
                 frame, pos = decode_frame(buf, pos)
                 kind = type(frame)
@@ -1007,23 +1028,11 @@ class Tunnel:
         if kind is Create:
             self._on_create(frame)
         elif kind is MaxConnData:
-            # For a connection the peer opened, this may arrive before its Create.
-            conn = self.connections.get(frame.cid) or self._conn_for_peer_frame(frame.cid)
-            if conn is not None and frame.maximum > conn.send_limit:
-                conn.send_limit = frame.maximum
-                self._mark_ready(conn)
+            self._on_max_conn_data(frame.cid, frame.maximum)
         elif kind is MaxData:
-            if frame.maximum > self._peer_max_data:
-                self._peer_max_data = frame.maximum
-                for conn in self.connections.values():
-                    if conn.has_data_to_send():
-                        self._mark_ready(conn)
+            self._on_max_data(frame.maximum)
         elif kind is MaxConns:
-            if frame.maximum > self._peer_max_conns:
-                self._peer_max_conns = frame.maximum
-                for conn in self.connections.values():
-                    if conn.create_pending:
-                        self._mark_ready(conn)
+            self._on_max_conns(frame.maximum)
         elif kind is Refuse:
             conn = self.connections.get(frame.cid)
             if conn is not None and conn.local:
@@ -1076,6 +1085,27 @@ class Tunnel:
             self._on_path_response(frame.data)
         elif kind is Ping or kind is Blocked:
             pass
+
+    def _on_max_conn_data(self, cid: int, maximum: int) -> None:
+        # For a connection the peer opened, this may arrive before its Create.
+        conn = self.connections.get(cid) or self._conn_for_peer_frame(cid)
+        if conn is not None and maximum > conn.send_limit:
+            conn.send_limit = maximum
+            self._mark_ready(conn)
+
+    def _on_max_data(self, maximum: int) -> None:
+        if maximum > self._peer_max_data:
+            self._peer_max_data = maximum
+            for conn in self.connections.values():
+                if conn.has_data_to_send():
+                    self._mark_ready(conn)
+
+    def _on_max_conns(self, maximum: int) -> None:
+        if maximum > self._peer_max_conns:
+            self._peer_max_conns = maximum
+            for conn in self.connections.values():
+                if conn.create_pending:
+                    self._mark_ready(conn)
 
     def _on_puzzle(self, section: bytes) -> None:
         """The server demands a puzzle before it will make our tunnel (it is under load).
@@ -1609,7 +1639,7 @@ class Tunnel:
             eliciting = True
         if self._tunnel_window_pending and space > 16:
             self._tunnel_window_pending = False
-            encoded = encode_frame(MaxData(self._local_max_data))
+            encoded = b"\x0a" + encode_varint(self._local_max_data)  # MaxData
             parts.append(encoded)
             meta.append((_M_TUNNEL_WINDOW,))
             space -= len(encoded)
@@ -1617,7 +1647,7 @@ class Tunnel:
         if self._max_conns_pending and space > 16:
             self._max_conns_pending = False
             self._local_max_conns = max(self._local_max_conns, self.config.max_connections)
-            encoded = encode_frame(MaxConns(self._local_max_conns))
+            encoded = b"\x0c" + encode_varint(self._local_max_conns)  # MaxConns
             parts.append(encoded)
             meta.append((_M_MAX_CONNS,))
             space -= len(encoded)
@@ -1628,7 +1658,7 @@ class Tunnel:
             if not conn.window_update_pending or conn.closed:
                 continue
             conn.window_update_pending = False
-            encoded = encode_frame(MaxConnData(conn.cid, conn.recv_limit))
+            encoded = b"\x0b" + encode_varint(conn.cid) + encode_varint(conn.recv_limit)
             parts.append(encoded)
             meta.append((_M_CONN_WINDOW, conn.cid))
             space -= len(encoded)
@@ -1692,7 +1722,7 @@ class Tunnel:
                 # Grant our larger window right behind the Create (not before: the peer
                 # ignores a window for a connection it cannot know yet).
                 conn.recv_limit = conn.consumed + conn.recv_window
-                encoded = encode_frame(MaxConnData(cid, conn.recv_limit))
+                encoded = b"\x0b" + encode_varint(cid) + encode_varint(conn.recv_limit)
                 if len(encoded) <= space:
                     parts.append(encoded)
                     meta.append((_M_CONN_WINDOW, cid))
