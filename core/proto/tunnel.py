@@ -1639,6 +1639,11 @@ class Tunnel:
             eliciting = True
         if self._tunnel_window_pending and space > 16:
             self._tunnel_window_pending = False
+            # Grant the configured window from what the application took so far (the first
+            # update raises the initial window to it; later ones were raised by consume()).
+            self._local_max_data = max(
+                self._local_max_data, self._data_consumed + self.config.tunnel_window
+            )
             encoded = b"\x0a" + encode_varint(self._local_max_data)  # MaxData
             parts.append(encoded)
             meta.append((_M_TUNNEL_WINDOW,))
@@ -1658,6 +1663,8 @@ class Tunnel:
             if not conn.window_update_pending or conn.closed:
                 continue
             conn.window_update_pending = False
+            if conn.recv.final_size is None:  # (no window to grow past a known end)
+                conn.recv_limit = max(conn.recv_limit, conn.consumed + conn.recv_window)
             encoded = b"\x0b" + encode_varint(conn.cid) + encode_varint(conn.recv_limit)
             parts.append(encoded)
             meta.append((_M_CONN_WINDOW, conn.cid))

@@ -239,6 +239,23 @@ def test_receiver_that_stops_reading_stops_the_sender_at_its_window():
     assert len(server_app.data[cid]) == 8 << 20
 
 
+def test_configured_windows_are_granted_in_full_before_the_application_reads():
+    # Windows above the protocol's initial ones are announced in the first packets, so a
+    # sender may fill them at once: a receiver that has not read a byte yet gets exactly
+    # the configured window, not the initial one.
+    window = 4 * C.INITIAL_CONN_WINDOW
+    config = EndpointConfig(
+        services={"sink"}, connection_window=window, tunnel_window=4 * C.INITIAL_TUNNEL_WINDOW
+    )
+    sim, server, client, record, server_app, _ = make_pair(server_config=config, echo=False)
+    server_app.consume = False
+    tunnel = client.connect(record, sim.now)
+    cid = tunnel.open_connection("sink", retry_safe=True)
+    tunnel.send(cid, bytes(8 << 20), end_stream=True)
+    sim.run(timeout=20)
+    assert len(server_app.data.get(cid, b"")) == window
+
+
 def test_tunnel_window_bounds_the_sum_over_connections():
     config = EndpointConfig(services={"sink"}, tunnel_window=C.INITIAL_TUNNEL_WINDOW)
     sim, server, client, record, server_app, _ = make_pair(server_config=config, echo=False)
