@@ -20,7 +20,8 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: list[tuple[str, list[str]]] = [
     ("core_bench", ["--mib", "32", "--repeat", "5"]),
 ]
-OPTIONAL = ["runtime_bench", "latency_bench", "badlink_bench", "node_bench"]  # added by later work when present
+# Added by later work when present.
+OPTIONAL = ["runtime_bench", "latency_bench", "badlink_bench", "node_bench"]
 
 
 def main() -> None:

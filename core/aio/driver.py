@@ -154,6 +154,10 @@ class EndpointDriver(asyncio.DatagramProtocol):
         #: key rotation or at a bootstrap (``connect_bootstrap``); for callers that keep records.
         self.learned_records: dict[bytes, ServerRecord] = {}
         self._flush_scheduled = False
+        # A peer opened connections whose handlers were just started: the flush waits one
+        # loop turn for their first step, so that an answer they write at once goes out in
+        # the same packet as the acknowledgement instead of a packet of its own.
+        self._handlers_started = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = _INF
         self._closing = False
@@ -276,6 +280,12 @@ class EndpointDriver(asyncio.DatagramProtocol):
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
+        if self._handlers_started:
+            # Handler tasks started since this flush was scheduled run their first step
+            # before it (they were scheduled after it): go round once more, behind them.
+            self._handlers_started = False
+            self.loop.call_soon(self._flush)
+            return
         self._flush_scheduled = False
         sendto = self._sendto
         if sendto is None:
@@ -406,6 +416,8 @@ class EndpointDriver(asyncio.DatagramProtocol):
             self._process_events()
         except Exception:  # a core bug must not leave the endpoint without a timer
             logger.exception("minimalt: endpoint timer failed")
+        if self._handlers_started and self._flush_scheduled:
+            return  # the scheduled flush sends (and re-arms) once the new handlers had a step
         self._flush()
 
     # --- events ---------------------------------------------------------------------------------
@@ -497,6 +509,7 @@ class EndpointDriver(asyncio.DatagramProtocol):
             conn.abort()
             return
         self.on_connection(conn)
+        self._handlers_started = True
 
     def _on_tunnel_closed(self, event: TunnelClosed) -> None:
         if event.tunnel.is_client:

@@ -28,7 +28,6 @@ from itertools import repeat
 
 from .crypto import RandomSource
 
-
 #: Bytes (and bits) of one block: a cache line.
 BLOCK_BYTES = 64
 _BLOCK_BITS = BLOCK_BYTES * 8

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-import minimalt
 import pytest
 import pytest_asyncio.plugin
 import uvloop
+
+import minimalt
 
 from .leaks import no_leaked_resources  # noqa: F401  (autouse fixture)
 

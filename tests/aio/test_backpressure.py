@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import minimalt
 import pytest
+
+import minimalt
 from minimalt.proto import constants as C
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]

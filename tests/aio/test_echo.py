@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import minimalt
 import pytest
+
+import minimalt
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(30)]
 

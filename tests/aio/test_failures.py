@@ -9,8 +9,9 @@ import subprocess
 import sys
 import time
 
-import minimalt
 import pytest
+
+import minimalt
 from minimalt.proto.records import ServerKeys
 
 from .conftest import echo

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import stat
 
-import minimalt
 import pytest
+
+import minimalt
 
 from .conftest import echo
 

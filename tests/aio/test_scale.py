@@ -8,8 +8,9 @@ import hashlib
 import os
 import time
 
-import minimalt
 import pytest
+
+import minimalt
 
 from .conftest import echo, on_uvloop
 
@@ -99,5 +100,39 @@ async def test_200_tunnels_from_separate_client_endpoints_at_once():
             ports = {c.tunnels[0].stats()["peer"] for c in clients}
             assert len(ports) == 1  # every client reached the same server address...
             assert len({c._drivers[2].sockname for c in clients}) == 200  # ...from its own socket
+        finally:
+            await asyncio.gather(*(c.aclose() for c in clients))
+
+
+async def test_answers_share_the_acknowledging_packet_when_first_flights_arrive_together():
+    # 50 first flights (each with its request) reach the server in a burst. Each handler
+    # answers at once; the server must give the handlers their first step before it flushes,
+    # so each tunnel gets one packet (acknowledgement + answer), not an acknowledgement and
+    # then the answer.
+    async def answer(conn: minimalt.Connection) -> None:
+        conn.write(await conn.readexactly(8))
+        await conn.drain()
+
+    count = 50
+    async with minimalt.serve(answer, service="answer") as server:
+        clients = [minimalt.Client() for _ in range(count)]
+        try:
+            for client in clients:  # sockets bound before the burst
+                await client.connect(server.record, "answer", retry_safe=True)
+            before = server.stats()["datagrams_sent"]
+
+            async def one(i: int, client: minimalt.Client) -> bytes:
+                conn = await client.connect(server.record, "answer", retry_safe=True)
+                conn.write(b"req %04d" % i)  # in the first flight of the connection's Create
+                return await conn.readexactly(8)
+
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(one(i, c) for i, c in enumerate(clients))), 30
+            )
+            assert answers == [b"req %04d" % i for i in range(count)]
+            sent = server.stats()["datagrams_sent"] - before
+            # One per connection; a little slack for a probe on a loaded machine, far below
+            # the two per connection of a server that flushes before its handlers ran.
+            assert sent <= count + count // 10, sent
         finally:
             await asyncio.gather(*(c.aclose() for c in clients))
