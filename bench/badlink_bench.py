@@ -56,8 +56,11 @@ SCENARIOS = {
 PROTOCOLS = ["minimalt", "minimalt-cubic", "aioquic"]
 #: minimalt servers: congestion controller of each (the client only acknowledges).
 CONTROLLERS = {"minimalt": "newreno", "minimalt-cubic": "cubic"}
-LABELS = {"minimalt": "minimalt (NewReno, default)", "minimalt-cubic": "minimalt (CUBIC)",
-          "aioquic": "aioquic (NewReno)"}
+LABELS = {
+    "minimalt": "minimalt (NewReno, default)",
+    "minimalt-cubic": "minimalt (CUBIC)",
+    "aioquic": "aioquic (NewReno)",
+}
 GOODPUT_START = "<!-- goodput-table:start -->"
 GOODPUT_END = "<!-- goodput-table:end -->"
 _CHUNK = 64 << 10
@@ -94,10 +97,12 @@ async def minimalt_server(host: str, controller: str) -> None:
         advertise = json.loads(await loop.run_in_executor(None, sys.stdin.readline))["advertise"]
         import dataclasses
 
-        unsigned = dataclasses.replace(server.record, host=advertise[0], port=advertise[1],
-                                       signature=b"")
+        unsigned = dataclasses.replace(
+            server.record, host=advertise[0], port=advertise[1], signature=b""
+        )
         record = dataclasses.replace(
-            unsigned, signature=server.identity.signing.sign(unsigned.signed_part()))
+            unsigned, signature=server.identity.signing.sign(unsigned.signed_part())
+        )
         print(json.dumps({"record": record.to_text()}), flush=True)
         await loop.run_in_executor(None, sys.stdin.read)
 
@@ -119,8 +124,9 @@ async def peer_servers(host: str, certdir: Path) -> None:
 
     config = QuicConfiguration(is_client=False, alpn_protocols=[ALPN])
     config.load_cert_chain(certdir / "cert.pem", certdir / "key.pem")
-    quic = await serve(host, 0, configuration=config,
-                       stream_handler=lambda r, w: loop.create_task(download(r, w)))
+    quic = await serve(
+        host, 0, configuration=config, stream_handler=lambda r, w: loop.create_task(download(r, w))
+    )
 
     async def bulk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         block = bytes(_CHUNK)
@@ -134,8 +140,17 @@ async def peer_servers(host: str, certdir: Path) -> None:
             writer.close()
 
     tcp = await asyncio.start_server(bulk, host, 0)
-    print(json.dumps({"ports": {"aioquic": quic._transport.get_extra_info("sockname")[1],
-                                "tcp": tcp.sockets[0].getsockname()[1]}}), flush=True)
+    print(
+        json.dumps(
+            {
+                "ports": {
+                    "aioquic": quic._transport.get_extra_info("sockname")[1],
+                    "tcp": tcp.sockets[0].getsockname()[1],
+                }
+            }
+        ),
+        flush=True,
+    )
     await loop.run_in_executor(None, sys.stdin.read)
     quic.close()
     tcp.close()
@@ -194,9 +209,19 @@ class TcpFlow:
     def start(self) -> None:
         host, port = self.spec["tcp"]
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--role", "tcp-sink",
-             "--target", f"{host}:{port}"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--role",
+                "tcp-sink",
+                "--target",
+                f"{host}:{port}",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         assert self.process.stdout is not None
         self.process.stdout.readline()  # "connected"
 
@@ -270,8 +295,9 @@ def run_client(spec: dict[str, Any]) -> dict[str, Any]:
                 out[name].append(size * 8 / took / 1e6)
                 if flow is not None and before is not None:
                     after = flow.mark()
-                    tcp_share[name].append((after[1] - before[1]) * 8 / (after[0] - before[0])
-                                           / 1e6)
+                    tcp_share[name].append(
+                        (after[1] - before[1]) * 8 / (after[0] - before[0]) / 1e6
+                    )
     finally:
         if flow is not None:
             flow.stop()
@@ -302,23 +328,29 @@ def measure(mib: int, runs: int, network: str) -> dict[str, Any]:
             from tests.netem.network import SERVER_IP, EmulatedNetwork
 
             net = EmulatedNetwork(link(0.0)).start()
-            server_prefix, client_prefix, host = (net.exec_prefix("server"),
-                                                  net.exec_prefix("client"), SERVER_IP)
+            server_prefix, client_prefix, host = (
+                net.exec_prefix("server"),
+                net.exec_prefix("client"),
+                SERVER_IP,
+            )
         else:
             server_prefix, client_prefix, host = [], [], "127.0.0.1"
         addresses = {}
         for name, controller in CONTROLLERS.items():
-            servers[name] = _child(server_prefix + me + ["--role", "minimalt-server", "--host",
-                                                         host, "--cc", controller])
+            servers[name] = _child(
+                server_prefix
+                + me
+                + ["--role", "minimalt-server", "--host", host, "--cc", controller]
+            )
             addresses[name] = [host, _read_json(servers[name], "port")]
-        peers = _child(server_prefix + me + ["--role", "peer-servers", "--host", host,
-                                             "--certdir", str(tmp)])
+        peers = _child(
+            server_prefix + me + ["--role", "peer-servers", "--host", host, "--certdir", str(tmp)]
+        )
         ports = _read_json(peers, "ports")
         addresses.update(aioquic=[host, ports["aioquic"]], tcp=[host, ports["tcp"]])
         if used != "netns":
             for name in PROTOCOLS:
-                relay = _child(me + ["--role", "relay", "--target",
-                                     f"{host}:{addresses[name][1]}"])
+                relay = _child(me + ["--role", "relay", "--target", f"{host}:{addresses[name][1]}"])
                 addresses[name] = _read_json(relay, "address")
                 relays.append(relay)
         records = {}
@@ -329,8 +361,7 @@ def measure(mib: int, runs: int, network: str) -> dict[str, Any]:
             records[name] = _read_json(server, "record")
         for name, scenario in SCENARIOS.items():
             if scenario["tcp"] and used != "netns":
-                results["scenarios"][name] = {"skipped": f"needs the namespace network "
-                                                         f"({reason})"}
+                results["scenarios"][name] = {"skipped": f"needs the namespace network ({reason})"}
                 print(f"  {scenario['label']}: skipped ({reason})", flush=True)
                 continue
             config = link(scenario["loss"])
@@ -341,20 +372,37 @@ def measure(mib: int, runs: int, network: str) -> dict[str, Any]:
                 relay.stdin.write(json.dumps(config.to_dict()) + "\n")
                 relay.stdin.flush()
                 _read_json(relay, "ok")
-            spec = {"records": records, "aioquic": addresses["aioquic"], "tcp": addresses["tcp"],
-                    "cafile": str(tmp / "cert.pem"), "mib": mib, "runs": runs,
-                    "competing_tcp": scenario["tcp"]}
-            done = subprocess.run(client_prefix + me + ["--role", "client", "--spec",
-                                                        json.dumps(spec)],
-                                  capture_output=True, text=True, timeout=1800, cwd=ROOT)
+            spec = {
+                "records": records,
+                "aioquic": addresses["aioquic"],
+                "tcp": addresses["tcp"],
+                "cafile": str(tmp / "cert.pem"),
+                "mib": mib,
+                "runs": runs,
+                "competing_tcp": scenario["tcp"],
+            }
+            done = subprocess.run(
+                client_prefix + me + ["--role", "client", "--spec", json.dumps(spec)],
+                capture_output=True,
+                text=True,
+                timeout=1800,
+                cwd=ROOT,
+            )
             if done.returncode != 0:
                 raise RuntimeError(f"client failed in {name}:\n{done.stderr[-3000:]}")
             cell = json.loads(done.stdout.strip().splitlines()[-1])
             results["scenarios"][name] = cell
-            print(f"  {scenario['label']}: " + ", ".join(
-                f"{p} {statistics.median(v):.2f} Mbit/s" for p, v in cell["goodput"].items())
-                + "".join(f"; TCP beside {p} {statistics.median(v):.2f} Mbit/s"
-                          for p, v in cell["tcp"].items()), flush=True)
+            print(
+                f"  {scenario['label']}: "
+                + ", ".join(
+                    f"{p} {statistics.median(v):.2f} Mbit/s" for p, v in cell["goodput"].items()
+                )
+                + "".join(
+                    f"; TCP beside {p} {statistics.median(v):.2f} Mbit/s"
+                    for p, v in cell["tcp"].items()
+                ),
+                flush=True,
+            )
     finally:
         for server in servers.values():
             _stop(server)
@@ -387,8 +435,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--network", choices=("auto", "netns", "relay"), default="auto")
     parser.add_argument("--out", default=str(HERE / "badlink.json"))
-    parser.add_argument("--docs", default=str(ROOT / "docs"),
-                        help="where latency.md (the goodput table) is ('' for nowhere)")
+    parser.add_argument(
+        "--docs",
+        default=str(ROOT / "docs"),
+        help="where latency.md (the goodput table) is ('' for nowhere)",
+    )
     parser.add_argument("--role", default="orchestrator", help=argparse.SUPPRESS)
     parser.add_argument("--host", help=argparse.SUPPRESS)
     parser.add_argument("--certdir", help=argparse.SUPPRESS)
@@ -417,8 +468,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             runner.run(relay_role(args.target))
         return {}
 
-    print(f"link {RATE / 1e6:g} Mbit/s, {DELAY * 1000:g} ms one way, {QUEUE >> 10} KiB queue; "
-          f"{args.mib} MiB per download, median of {args.runs}", flush=True)
+    print(
+        f"link {RATE / 1e6:g} Mbit/s, {DELAY * 1000:g} ms one way, {QUEUE >> 10} KiB queue; "
+        f"{args.mib} MiB per download, median of {args.runs}",
+        flush=True,
+    )
     results = measure(args.mib, args.runs, args.network)
     figures: dict[str, float] = {}
     lines = [
@@ -433,8 +487,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for name, scenario in SCENARIOS.items():
         cell = results["scenarios"][name]
         if "skipped" in cell:
-            lines.append(f"| {scenario['label']} | " + "– | " * len(PROTOCOLS)
-                         + f"skipped: {cell['skipped']} |")
+            lines.append(
+                f"| {scenario['label']} | "
+                + "– | " * len(PROTOCOLS)
+                + f"skipped: {cell['skipped']} |"
+            )
             continue
         med = {p: statistics.median(v) for p, v in cell["goodput"].items()}
         tcp = {p: statistics.median(v) for p, v in cell["tcp"].items()}
@@ -443,15 +500,22 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         for p, value in tcp.items():
             figures[f"goodput_{name}_tcp_beside_{p}_mbps"] = round(value, 3)
         beside = " / ".join(f"{tcp[p]:.2f}" for p in PROTOCOLS) if tcp else "–"
-        lines.append(f"| {scenario['label']} | "
-                     + " | ".join(f"{med[p]:.2f}" for p in PROTOCOLS) + f" | {beside} |")
+        lines.append(
+            f"| {scenario['label']} | "
+            + " | ".join(f"{med[p]:.2f}" for p in PROTOCOLS)
+            + f" | {beside} |"
+        )
     print()
     print("\n".join(lines))
-    Path(args.out).write_text(json.dumps({"results": results, "figures": figures,
-                                          "table": "\n".join(lines)}, indent=2) + "\n")
+    Path(args.out).write_text(
+        json.dumps({"results": results, "figures": figures, "table": "\n".join(lines)}, indent=2)
+        + "\n"
+    )
     if args.docs:
-        lines.append(f"\nReproduce: `python bench/badlink_bench.py --mib {args.mib} "
-                     f"--runs {args.runs}` (part of `make bench`).")
+        lines.append(
+            f"\nReproduce: `python bench/badlink_bench.py --mib {args.mib} "
+            f"--runs {args.runs}` (part of `make bench`)."
+        )
         write_docs("\n".join(lines), Path(args.docs) / "latency.md", GOODPUT_START, GOODPUT_END)
     return figures
 

@@ -31,9 +31,12 @@ def run_once(total: int, *, cc: str = "newreno") -> dict[str, float]:
     keys = ServerKeys.generate(SeededRandom(1), now_unix=WALL)
     big = 64 << 20
     server = Endpoint(
-        EndpointConfig(services={"sink"}, congestion_control=cc, connection_window=big,
-                       tunnel_window=big),
-        random=SeededRandom(2), server_keys=keys, wall_offset=WALL,
+        EndpointConfig(
+            services={"sink"}, congestion_control=cc, connection_window=big, tunnel_window=big
+        ),
+        random=SeededRandom(2),
+        server_keys=keys,
+        wall_offset=WALL,
     )
     client = Endpoint(
         EndpointConfig(congestion_control=cc), random=SeededRandom(3), wall_offset=WALL
@@ -98,9 +101,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     runs = []
     for i in range(args.repeat):
         runs.append(run_once(args.mib << 20, cc=args.cc))
-        print(f"  run {i + 1}/{args.repeat}: "
-              f"send {runs[-1]['send_us_per_packet']:.2f} us/pkt, "
-              f"recv {runs[-1]['recv_us_per_packet']:.2f} us/pkt", file=sys.stderr)
+        print(
+            f"  run {i + 1}/{args.repeat}: "
+            f"send {runs[-1]['send_us_per_packet']:.2f} us/pkt, "
+            f"recv {runs[-1]['recv_us_per_packet']:.2f} us/pkt",
+            file=sys.stderr,
+        )
     result = {
         f"core_{key}": statistics.median(run[key] for run in runs)
         for key in ("send_us_per_packet", "recv_us_per_packet", "goodput_MBps")

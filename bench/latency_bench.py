@@ -52,8 +52,16 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-PROTOCOLS = ["tcp", "tls12", "tls13", "quic", "quic-0rtt", "minimalt", "minimalt+dir",
-             "minimalt+dir-first"]
+PROTOCOLS = [
+    "tcp",
+    "tls12",
+    "tls13",
+    "quic",
+    "quic-0rtt",
+    "minimalt",
+    "minimalt+dir",
+    "minimalt+dir-first",
+]
 LABELS = {
     "tcp": "TCP + request",
     "tls12": "TCP + TLS 1.2",
@@ -65,8 +73,16 @@ LABELS = {
     "minimalt+dir-first": "minimalt + first contact with the directory",
 }
 #: Round trips each protocol needs in theory (connection set-up + request/response).
-EXPECTED_RTTS = {"tcp": 2, "tls12": 4, "tls13": 3, "quic": 2, "quic-0rtt": 1, "minimalt": 1,
-                 "minimalt+dir": 2, "minimalt+dir-first": 3}
+EXPECTED_RTTS = {
+    "tcp": 2,
+    "tls12": 4,
+    "tls13": 3,
+    "quic": 2,
+    "quic-0rtt": 1,
+    "minimalt": 1,
+    "minimalt+dir": 2,
+    "minimalt+dir-first": 3,
+}
 DEFAULT_DELAYS = [0.25, 1.0, 8.0, 32.0, 64.0]
 REQUEST = b"GET /hello\n"
 RESPONSE = b"hello from the server " + b"." * 74 + b"\n"  # 97 bytes
@@ -74,9 +90,16 @@ ALPN = "mlt-bench"
 LOOKUP_NAME = "bench.minimalt.test"
 TABLE_START = "<!-- latency-table:start -->"
 TABLE_END = "<!-- latency-table:end -->"
-MARKS = {"tcp": "#7f7f7f", "tls12": "#d62728", "tls13": "#ff7f0e", "quic": "#9467bd",
-         "quic-0rtt": "#8c564b", "minimalt": "#2ca02c", "minimalt+dir": "#17becf",
-         "minimalt+dir-first": "#bcbd22"}
+MARKS = {
+    "tcp": "#7f7f7f",
+    "tls12": "#d62728",
+    "tls13": "#ff7f0e",
+    "quic": "#9467bd",
+    "quic-0rtt": "#8c564b",
+    "minimalt": "#2ca02c",
+    "minimalt+dir": "#17becf",
+    "minimalt+dir-first": "#bcbd22",
+}
 #: Drawn dashed: lines that would hide another one (3 RTT, like TLS 1.3).
 DASHED = {"minimalt+dir-first"}
 
@@ -124,8 +147,11 @@ async def run_servers(host: str, certdir: Path, advertise: dict[str, list[Any]] 
     ports: dict[str, int] = {}
     closers: list[Any] = []
 
-    for name, version in (("tcp", None), ("tls12", ssl.TLSVersion.TLSv1_2),
-                          ("tls13", ssl.TLSVersion.TLSv1_3)):
+    for name, version in (
+        ("tcp", None),
+        ("tls12", ssl.TLSVersion.TLSv1_2),
+        ("tls13", ssl.TLSVersion.TLSv1_3),
+    ):
         context = None
         if version is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -143,9 +169,14 @@ async def run_servers(host: str, certdir: Path, advertise: dict[str, list[Any]] 
     def quic_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop.create_task(_answer_stream(reader, writer))
 
-    quic = await quic_serve(host, 0, configuration=quic_config, stream_handler=quic_stream,
-                            session_ticket_fetcher=tickets.pop,
-                            session_ticket_handler=lambda t: tickets.__setitem__(t.ticket, t))
+    quic = await quic_serve(
+        host,
+        0,
+        configuration=quic_config,
+        stream_handler=quic_stream,
+        session_ticket_fetcher=tickets.pop,
+        session_ticket_handler=lambda t: tickets.__setitem__(t.ticket, t),
+    )
     ports["quic"] = quic._transport.get_extra_info("sockname")[1]
     closers.append(quic)
 
@@ -157,12 +188,18 @@ async def run_servers(host: str, certdir: Path, advertise: dict[str, list[Any]] 
     def where(name: str) -> Any:
         return tuple(advertise[name]) if advertise else None
 
-    target = await minimalt.serve(bench, service="bench", host=host, advertise=where("minimalt"),
-                                  identity=minimalt.Identity.generate(LOOKUP_NAME))
+    target = await minimalt.serve(
+        bench,
+        service="bench",
+        host=host,
+        advertise=where("minimalt"),
+        identity=minimalt.Identity.generate(LOOKUP_NAME),
+    )
     ports["minimalt"] = target.port
     closers.append(target)
-    directory = await minimalt.serve_directory(host=host, store=":memory:",
-                                               advertise=where("directory"))
+    directory = await minimalt.serve_directory(
+        host=host, store=":memory:", advertise=where("directory")
+    )
     ports["directory"] = directory.address[1]
     closers.append(directory)
     echo, _ = await loop.create_datagram_endpoint(_UdpEcho, local_addr=(host, 0))
@@ -173,8 +210,9 @@ async def run_servers(host: str, certdir: Path, advertise: dict[str, list[Any]] 
     # The relays in front of us (if any) learn where to forward; then we can register the
     # target at the directory as clients reach it (through the relay).
     await loop.run_in_executor(None, sys.stdin.readline)
-    async with minimalt.DirectoryClient(directory.address, directory.identity.public,
-                                        record=directory.record) as registrar:
+    async with minimalt.DirectoryClient(
+        directory.address, directory.identity.public, record=directory.record
+    ) as registrar:
         await registrar.register(target.record, target.identity)
     records = {"minimalt": target.record.to_text(), "directory": directory.record.to_text()}
     print(json.dumps({"records": records}), flush=True)
@@ -203,7 +241,8 @@ async def measure_tcp(spec: dict[str, Any], name: str) -> float:
         context.minimum_version = context.maximum_version = version
     started = time.perf_counter()
     reader, writer = await asyncio.open_connection(
-        host, port, ssl=context, server_hostname=spec["server_name"] if context else None)
+        host, port, ssl=context, server_hostname=spec["server_name"] if context else None
+    )
     writer.write(REQUEST)
     await _first_byte(reader)
     took = time.perf_counter() - started
@@ -247,9 +286,14 @@ class QuicClient:
                 got_ticket.set_result(None)
 
         started = time.perf_counter()
-        async with connect(host, port, configuration=self._configuration(ticket),
-                           session_ticket_handler=on_ticket, wait_connected=not zero_rtt,
-                           local_port=0) as protocol:
+        async with connect(
+            host,
+            port,
+            configuration=self._configuration(ticket),
+            session_ticket_handler=on_ticket,
+            wait_connected=not zero_rtt,
+            local_port=0,
+        ) as protocol:
             reader, writer = await protocol.create_stream()
             writer.write(REQUEST)
             writer.write_eof()
@@ -272,8 +316,11 @@ async def measure_minimalt(spec: dict[str, Any], lookup: str | None = None) -> f
         started = time.perf_counter()
         if lookup is not None:
             resolver = minimalt.DirectoryClient(
-                (directory.host, directory.port), directory.identity, client=client,
-                record=directory if lookup == "cached" else None)
+                (directory.host, directory.port),
+                directory.identity,
+                client=client,
+                record=directory if lookup == "cached" else None,
+            )
             record: Any = await resolver.lookup(LOOKUP_NAME, use_cache=False)
         else:
             record = spec["records"]["minimalt"]
@@ -359,8 +406,7 @@ class TcpDelayProxy:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         return self.server.sockets[0].getsockname()[:2]
 
-    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
-                      ) -> None:
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         accepted = time.monotonic()
         try:
             server_r, server_w = await asyncio.open_connection(*self.target)
@@ -369,10 +415,13 @@ class TcpDelayProxy:
             return
         await asyncio.gather(
             self._pump(client_r, server_w, not_before=accepted + 2 * self.delay),
-            self._pump(server_r, client_w, not_before=0.0), return_exceptions=True)
+            self._pump(server_r, client_w, not_before=0.0),
+            return_exceptions=True,
+        )
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    not_before: float) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, not_before: float
+    ) -> None:
         from minimalt.testing.link import DelayLine
 
         line = DelayLine(asyncio.get_running_loop())
@@ -446,8 +495,9 @@ SERVERS = ["tcp", "tls12", "tls13", "quic", "minimalt", "directory", "ping"]
 
 
 def _child(argv: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            bufsize=1, cwd=ROOT)
+    return subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, cwd=ROOT
+    )
 
 
 def _stop(process: subprocess.Popen[str] | None) -> None:
@@ -464,8 +514,7 @@ def _stop(process: subprocess.Popen[str] | None) -> None:
         process.stdout.close()
 
 
-def measure(delays: list[float], runs: int, network: str, protocols: list[str]
-            ) -> dict[str, Any]:
+def measure(delays: list[float], runs: int, network: str, protocols: list[str]) -> dict[str, Any]:
     """Run the whole table; returns the raw results (see ``bench/latency.json``)."""
     from minimalt.testing.link import LinkConfig
 
@@ -487,24 +536,50 @@ def measure(delays: list[float], runs: int, network: str, protocols: list[str]
             from tests.netem.network import SERVER_IP, EmulatedNetwork
 
             net = EmulatedNetwork(LinkConfig(delay=delays[0] / 1000)).start()
-            server = _child(net.exec_prefix("server") + me + [
-                "--role", "server", "--host", SERVER_IP, "--certdir", str(tmp)])
+            server = _child(
+                net.exec_prefix("server")
+                + me
+                + ["--role", "server", "--host", SERVER_IP, "--certdir", str(tmp)]
+            )
             ports = _read_json(server, "ports")
             addresses = {name: [SERVER_IP, port] for name, port in ports.items()}
             prefix = net.exec_prefix("client")
         else:
-            kinds = {name: "tcp" if name in ("tcp", "tls12", "tls13") else "udp"
-                     for name in SERVERS}
-            relays = _child(me + ["--role", "network", "--targets", json.dumps(kinds),
-                                  "--delay", str(delays[0] / 1000)])
+            kinds = {
+                name: "tcp" if name in ("tcp", "tls12", "tls13") else "udp" for name in SERVERS
+            }
+            relays = _child(
+                me
+                + [
+                    "--role",
+                    "network",
+                    "--targets",
+                    json.dumps(kinds),
+                    "--delay",
+                    str(delays[0] / 1000),
+                ]
+            )
             addresses = _read_json(relays, "addresses")
             advertise = {name: addresses[name] for name in ("minimalt", "directory")}
-            server = _child(me + ["--role", "server", "--host", "127.0.0.1",
-                                  "--certdir", str(tmp), "--advertise", json.dumps(advertise)])
+            server = _child(
+                me
+                + [
+                    "--role",
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--certdir",
+                    str(tmp),
+                    "--advertise",
+                    json.dumps(advertise),
+                ]
+            )
             ports = _read_json(server, "ports")
             assert relays.stdin is not None
-            relays.stdin.write(json.dumps({"targets": {
-                name: ["127.0.0.1", port] for name, port in ports.items()}}) + "\n")
+            relays.stdin.write(
+                json.dumps({"targets": {name: ["127.0.0.1", port] for name, port in ports.items()}})
+                + "\n"
+            )
             relays.stdin.flush()
             _read_json(relays, "ok")
             prefix = []
@@ -521,19 +596,34 @@ def measure(delays: list[float], runs: int, network: str, protocols: list[str]
                 relays.stdin.write(json.dumps({"delay": delay / 1000}) + "\n")
                 relays.stdin.flush()
                 _read_json(relays, "ok")
-            spec = {"addresses": addresses, "records": records, "cafile": str(tmp / "cert.pem"),
-                    "server_name": server_name, "runs": runs, "protocols": protocols}
-            done = subprocess.run(prefix + me + ["--role", "client", "--spec", json.dumps(spec)],
-                                  capture_output=True, text=True, timeout=900, cwd=ROOT)
+            spec = {
+                "addresses": addresses,
+                "records": records,
+                "cafile": str(tmp / "cert.pem"),
+                "server_name": server_name,
+                "runs": runs,
+                "protocols": protocols,
+            }
+            done = subprocess.run(
+                prefix + me + ["--role", "client", "--spec", json.dumps(spec)],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                cwd=ROOT,
+            )
             if done.returncode != 0:
                 raise RuntimeError(f"client failed at {delay} ms:\n{done.stderr[-3000:]}")
             cell = json.loads(done.stdout.strip().splitlines()[-1])
             results["cells"][str(delay)] = cell
-            medians = ", ".join(f"{p} {statistics.median(v) * 1000:.1f}"
-                                for p, v in cell["runs"].items() if v)
+            medians = ", ".join(
+                f"{p} {statistics.median(v) * 1000:.1f}" for p, v in cell["runs"].items() if v
+            )
             errors = f"; errors {cell['errors']}" if cell["errors"] else ""
-            print(f"  {delay:g} ms one way: path RTT {cell['path_rtt'] * 1000:.2f} ms; "
-                  f"{medians}{errors}", flush=True)
+            print(
+                f"  {delay:g} ms one way: path RTT {cell['path_rtt'] * 1000:.2f} ms; "
+                f"{medians}{errors}",
+                flush=True,
+            )
     finally:
         _stop(server)
         _stop(relays)
@@ -543,8 +633,7 @@ def measure(delays: list[float], runs: int, network: str, protocols: list[str]
     return results
 
 
-def summarise(raw: dict[str, Any], delays: list[float], protocols: list[str]
-              ) -> dict[str, Any]:
+def summarise(raw: dict[str, Any], delays: list[float], protocols: list[str]) -> dict[str, Any]:
     table: dict[str, Any] = {}
     for delay in delays:
         cell = raw["cells"][str(delay)]
@@ -566,10 +655,12 @@ def summarise(raw: dict[str, Any], delays: list[float], protocols: list[str]
 
 
 def markdown(table: dict[str, Any], raw: dict[str, Any], delays: list[float], runs: int) -> str:
-    network = {"netns": "two network namespaces joined by TUN devices and the userspace "
-                        "forwarder (tests/netem): every IP packet crosses the emulated link",
-               "proxy": "userspace relays (UDP link emulator; TCP proxy holding the first "
-                        "client bytes one RTT for the handshake)"}[raw["network"]]
+    network = {
+        "netns": "two network namespaces joined by TUN devices and the userspace "
+        "forwarder (tests/netem): every IP packet crosses the emulated link",
+        "proxy": "userspace relays (UDP link emulator; TCP proxy holding the first "
+        "client bytes one RTT for the handshake)",
+    }[raw["network"]]
     lines = [
         f"Network: {network}. Median of {runs} runs per cell (interleaved), fresh connection "
         f"each time; `python bench/latency_bench.py --runs {runs}` "
@@ -578,8 +669,9 @@ def markdown(table: dict[str, Any], raw: dict[str, Any], delays: list[float], ru
         "Milliseconds from `connect` to the first response byte, and in round trips (latency "
         "divided by the nominal RTT, 2 x one-way delay):",
         "",
-        "| protocol | expected RTTs | " + " | ".join(
-            f"{d:g} ms ({2 * d:g} ms RTT)" for d in delays) + " |",
+        "| protocol | expected RTTs | "
+        + " | ".join(f"{d:g} ms ({2 * d:g} ms RTT)" for d in delays)
+        + " |",
         "|---|---:|" + "---:|" * len(delays),
     ]
     for name in PROTOCOLS:
@@ -604,13 +696,18 @@ def markdown(table: dict[str, Any], raw: dict[str, Any], delays: list[float], ru
     for name in PROTOCOLS:
         if name not in table:
             continue
-        points = [(raw["cells"][str(d)]["path_rtt"] * 1000, table[name][str(d)]["median_ms"])
-                  for d in delays if str(d) in table[name]]
+        points = [
+            (raw["cells"][str(d)]["path_rtt"] * 1000, table[name][str(d)]["median_ms"])
+            for d in delays
+            if str(d) in table[name]
+        ]
         if len(points) >= 2:
             slope, fixed = fit_line(points)
             table[name]["fit"] = {"slope_rtts": round(slope, 3), "fixed_ms": round(fixed, 3)}
-            lines.append(f"| {LABELS[name]} | {EXPECTED_RTTS[name]} | {slope:.2f} | "
-                         f"{fixed if abs(fixed) >= 0.05 else 0.0:.1f} |")
+            lines.append(
+                f"| {LABELS[name]} | {EXPECTED_RTTS[name]} | {slope:.2f} | "
+                f"{fixed if abs(fixed) >= 0.05 else 0.0:.1f} |"
+            )
     errors = {d: raw["cells"][str(d)]["errors"] for d in delays if raw["cells"][str(d)]["errors"]}
     if errors:
         lines += ["", f"Errors: {errors}"]
@@ -631,8 +728,7 @@ def plot_svg(table: dict[str, Any], delays: list[float], path: Path) -> None:
     """Latency against RTT, one line per protocol: a small hand-written SVG (no matplotlib)."""
     width, height, left, right, top, bottom = 880, 460, 70, 340, 30, 55
     xs = [2 * d for d in delays]
-    ymax = max(c["median_ms"] for cells in table.values() for d, c in cells.items()
-               if d != "fit")
+    ymax = max(c["median_ms"] for cells in table.values() for d, c in cells.items() if d != "fit")
     step = next(s for s in (10, 20, 50, 100, 200, 500, 1000) if ymax / s <= 6)
     ticks = int(ymax / step) + 1
     ymax = ticks * step
@@ -644,43 +740,64 @@ def plot_svg(table: dict[str, Any], delays: list[float], path: Path) -> None:
     def sy(y: float) -> float:
         return height - bottom - y / ymax * (height - top - bottom)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'font-family="sans-serif" font-size="12">',
-           f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{left}" y="18" font-size="14">Time to first response byte on a fresh '
-           f'connection</text>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="18" font-size="14">Time to first response byte on a fresh '
+        f"connection</text>",
+    ]
     for i in range(ticks + 1):
         y = step * i
-        out.append(f'<line x1="{left}" y1="{sy(y):.1f}" x2="{width - right}" y2="{sy(y):.1f}" '
-                   f'stroke="#ddd"/><text x="{left - 8}" y="{sy(y) + 4:.1f}" '
-                   f'text-anchor="end">{y:.0f}</text>')
+        out.append(
+            f'<line x1="{left}" y1="{sy(y):.1f}" x2="{width - right}" y2="{sy(y):.1f}" '
+            f'stroke="#ddd"/><text x="{left - 8}" y="{sy(y) + 4:.1f}" '
+            f'text-anchor="end">{y:.0f}</text>'
+        )
     for x in xs:
-        out.append(f'<line x1="{sx(x):.1f}" y1="{height - bottom}" x2="{sx(x):.1f}" '
-                   f'y2="{height - bottom + 5}" stroke="#333"/>')
+        out.append(
+            f'<line x1="{sx(x):.1f}" y1="{height - bottom}" x2="{sx(x):.1f}" '
+            f'y2="{height - bottom + 5}" stroke="#333"/>'
+        )
     for x in sorted({x for x in xs if x >= 16} | {0.0}):
-        out.append(f'<text x="{sx(x):.1f}" y="{height - bottom + 18}" '
-                   f'text-anchor="middle">{x:g}</text>')
-    out.append(f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" '
-               f'y2="{height - bottom}" stroke="#333"/>')
+        out.append(
+            f'<text x="{sx(x):.1f}" y="{height - bottom + 18}" text-anchor="middle">{x:g}</text>'
+        )
+    out.append(
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" '
+        f'y2="{height - bottom}" stroke="#333"/>'
+    )
     out.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#333"/>')
-    out.append(f'<text x="{(left + width - right) / 2}" y="{height - 15}" text-anchor="middle">'
-               f'round-trip time of the link (ms)</text>')
-    out.append(f'<text transform="translate(18 {(top + height - bottom) / 2}) rotate(-90)" '
-               f'text-anchor="middle">latency (ms)</text>')
+    out.append(
+        f'<text x="{(left + width - right) / 2}" y="{height - 15}" text-anchor="middle">'
+        f"round-trip time of the link (ms)</text>"
+    )
+    out.append(
+        f'<text transform="translate(18 {(top + height - bottom) / 2}) rotate(-90)" '
+        f'text-anchor="middle">latency (ms)</text>'
+    )
     legend_y = top + 10
     for name in PROTOCOLS:
         if name not in table:
             continue
         colour = MARKS[name]
-        points = [(sx(2 * d), sy(table[name][str(d)]["median_ms"])) for d in delays
-                  if str(d) in table[name]]
+        points = [
+            (sx(2 * d), sy(table[name][str(d)]["median_ms"]))
+            for d in delays
+            if str(d) in table[name]
+        ]
         dash = ' stroke-dasharray="6 4"' if name in DASHED else ""
-        out.append('<polyline fill="none" stroke="{}" stroke-width="2"{} points="{}"/>'.format(
-            colour, dash, " ".join(f"{x:.1f},{y:.1f}" for x, y in points)))
+        out.append(
+            '<polyline fill="none" stroke="{}" stroke-width="2"{} points="{}"/>'.format(
+                colour, dash, " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            )
+        )
         out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>' for x, y in points]
-        out.append(f'<line x1="{width - right + 15}" y1="{legend_y}" x2="{width - right + 40}" '
-                   f'y2="{legend_y}" stroke="{colour}" stroke-width="3"{dash}/>'
-                   f'<text x="{width - right + 46}" y="{legend_y + 4}">{LABELS[name]}</text>')
+        out.append(
+            f'<line x1="{width - right + 15}" y1="{legend_y}" x2="{width - right + 40}" '
+            f'y2="{legend_y}" stroke="{colour}" stroke-width="3"{dash}/>'
+            f'<text x="{width - right + 46}" y="{legend_y + 4}">{LABELS[name]}</text>'
+        )
         legend_y += 20
     out.append("</svg>")
     path.write_text("\n".join(out) + "\n")
@@ -703,18 +820,31 @@ def write_docs(text: str, path: Path, start: str = TABLE_START, end: str = TABLE
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--delays", default=",".join(f"{d:g}" for d in DEFAULT_DELAYS),
-                        help="one-way delays in ms, comma-separated")
+    parser.add_argument(
+        "--delays",
+        default=",".join(f"{d:g}" for d in DEFAULT_DELAYS),
+        help="one-way delays in ms, comma-separated",
+    )
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--network", choices=("auto", "netns", "proxy"), default="auto")
     parser.add_argument("--protocols", default=",".join(PROTOCOLS))
     parser.add_argument("--out", default=str(HERE / "latency.json"))
-    parser.add_argument("--docs", default=str(ROOT / "docs"),
-                        help="where latency.md (table) and latency.svg go ('' for nowhere)")
-    parser.add_argument("--render-only", action="store_true",
-                        help="redraw the table and plot from the --out JSON of an earlier run")
-    parser.add_argument("--role", choices=("orchestrator", "server", "client", "network"),
-                        default="orchestrator", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--docs",
+        default=str(ROOT / "docs"),
+        help="where latency.md (table) and latency.svg go ('' for nowhere)",
+    )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="redraw the table and plot from the --out JSON of an earlier run",
+    )
+    parser.add_argument(
+        "--role",
+        choices=("orchestrator", "server", "client", "network"),
+        default="orchestrator",
+        help=argparse.SUPPRESS,
+    )
     parser.add_argument("--host", help=argparse.SUPPRESS)
     parser.add_argument("--certdir", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
@@ -748,26 +878,46 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         saved = json.loads(Path(args.out).read_text())
         delays, args.runs = saved["delays_ms"], saved["runs"]
         protocols = [p for p in PROTOCOLS if p in saved["table"]]
-        raw = {"network": saved["network"], "environment": saved["environment"], "cells": {
-            str(d): {"path_rtt": saved["path_rtt_ms"][str(d)] / 1000,
-                     "runs": saved["raw_runs_s"][str(d)], "errors": saved["errors"][str(d)]}
-            for d in delays}}
+        raw = {
+            "network": saved["network"],
+            "environment": saved["environment"],
+            "cells": {
+                str(d): {
+                    "path_rtt": saved["path_rtt_ms"][str(d)] / 1000,
+                    "runs": saved["raw_runs_s"][str(d)],
+                    "errors": saved["errors"][str(d)],
+                }
+                for d in delays
+            },
+        }
     else:
         raw = measure(delays, args.runs, args.network, protocols)
-        raw["environment"] = (f"Python {platform.python_version()}, {ssl.OPENSSL_VERSION}, "
-                              f"{os.cpu_count()} CPUs, "
-                              f"{time.strftime('%Y-%m-%d', time.gmtime())}")
+        raw["environment"] = (
+            f"Python {platform.python_version()}, {ssl.OPENSSL_VERSION}, "
+            f"{os.cpu_count()} CPUs, "
+            f"{time.strftime('%Y-%m-%d', time.gmtime())}"
+        )
     table = summarise(raw, delays, protocols)
     text = markdown(table, raw, delays, args.runs)
     print()
     print(text)
-    Path(args.out).write_text(json.dumps(
-        {"network": raw["network"], "environment": raw["environment"], "runs": args.runs,
-         "delays_ms": delays, "expected_rtts": EXPECTED_RTTS, "table": table,
-         "path_rtt_ms": {str(d): raw["cells"][str(d)]["path_rtt"] * 1000 for d in delays},
-         "raw_runs_s": {str(d): raw["cells"][str(d)]["runs"] for d in delays},
-         "errors": {str(d): raw["cells"][str(d)]["errors"] for d in delays}},
-        indent=2) + "\n")
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "network": raw["network"],
+                "environment": raw["environment"],
+                "runs": args.runs,
+                "delays_ms": delays,
+                "expected_rtts": EXPECTED_RTTS,
+                "table": table,
+                "path_rtt_ms": {str(d): raw["cells"][str(d)]["path_rtt"] * 1000 for d in delays},
+                "raw_runs_s": {str(d): raw["cells"][str(d)]["runs"] for d in delays},
+                "errors": {str(d): raw["cells"][str(d)]["errors"] for d in delays},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     if args.docs:
         docs = Path(args.docs)
         write_docs(text, docs / "latency.md")

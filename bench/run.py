@@ -30,9 +30,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "results.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
-    plan = list(BENCHMARKS) + [
-        (name, []) for name in OPTIONAL if (HERE / f"{name}.py").exists()
-    ]
+    plan = list(BENCHMARKS) + [(name, []) for name in OPTIONAL if (HERE / f"{name}.py").exists()]
     if args.only:
         plan = [(name, argv) for name, argv in plan if name == args.only]
     results: dict[str, float] = {}

@@ -61,9 +61,7 @@ class ReplayCache:
         hashes: int = 7,
     ) -> None:
         if bits < 8 or not 1 <= hashes <= MAX_HASHES:
-            raise ValueError(
-                f"a replay cache needs at least 8 bits and 1 to {MAX_HASHES} hashes"
-            )
+            raise ValueError(f"a replay cache needs at least 8 bits and 1 to {MAX_HASHES} hashes")
         self.window = window
         self._blocks = -(-bits // _BLOCK_BITS)  # whole blocks
         self.bits = self._blocks * _BLOCK_BITS

@@ -38,10 +38,29 @@ def self_signed_certificate(
             raise RuntimeError("needs the cryptography package or the openssl command") from None
         san = ",".join([f"DNS:{h}" for h in hosts] + [f"IP:{a}" for a in addresses])
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-keyout", str(key), "-out", str(cert), "-days", str(days), "-subj",
-             f"/CN={common}", "-addext", f"subjectAltName={san}"],
-            check=True, capture_output=True, timeout=60,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                "-days",
+                str(days),
+                "-subj",
+                f"/CN={common}",
+                "-addext",
+                f"subjectAltName={san}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
         return cert, key
     private = ec.generate_private_key(ec.SECP256R1())

@@ -757,8 +757,10 @@ def add_link_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corrupt", help="fraction with one bit flipped" + both)
     parser.add_argument("--rate", help="bandwidth, e.g. 10mbit" + both)
     parser.add_argument("--queue", help="bytes queued before the bandwidth limit, e.g. 64k" + both)
-    parser.add_argument("--blackhole", help="PERIOD/DURATION, e.g. 5s/2s: dead for DURATION "
-                        "every PERIOD (both directions)")
+    parser.add_argument(
+        "--blackhole",
+        help="PERIOD/DURATION, e.g. 5s/2s: dead for DURATION every PERIOD (both directions)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of every random decision")
 
 
@@ -766,9 +768,16 @@ def parse_link_args(args: argparse.Namespace) -> tuple[LinkConfig, LinkConfig]:
     """(client-to-server, server-to-client) configs from ``add_link_arguments`` options."""
     configs: list[dict[str, Any]] = [{}, {}]
     converters: dict[str, Callable[[str], Any]] = {
-        "delay": parse_time, "jitter": parse_time, "loss": parse_fraction, "burst": int,
-        "reorder": parse_fraction, "reorder_gap": parse_time, "duplicate": parse_fraction,
-        "corrupt": parse_fraction, "rate": parse_rate, "queue": parse_size,
+        "delay": parse_time,
+        "jitter": parse_time,
+        "loss": parse_fraction,
+        "burst": int,
+        "reorder": parse_fraction,
+        "reorder_gap": parse_time,
+        "duplicate": parse_fraction,
+        "corrupt": parse_fraction,
+        "rate": parse_rate,
+        "queue": parse_size,
         "gilbert": lambda t: GilbertElliott(*(float(x) for x in t.split(","))),
     }
     for name, convert in converters.items():
@@ -797,16 +806,24 @@ def main(argv: Iterable[str] | None = None) -> int:
         "NAT rebinding). Clients send to --listen; the relay forwards to --target.",
     )
     parser.add_argument("--target", required=True, help="the server, HOST:PORT ([::1]:PORT)")
-    parser.add_argument("--listen", default=None, help="where clients send, HOST:PORT "
-                        "(default: loopback, any free port)")
+    parser.add_argument(
+        "--listen",
+        default=None,
+        help="where clients send, HOST:PORT (default: loopback, any free port)",
+    )
     add_link_arguments(parser)
     parser.add_argument("--rebind", help="rebind every T (e.g. 5s), alternating port/address")
-    parser.add_argument("--rebind-kinds", default="port,address",
-                        help="kinds to cycle through (port, address)")
+    parser.add_argument(
+        "--rebind-kinds", default="port,address", help="kinds to cycle through (port, address)"
+    )
     parser.add_argument("--duration", help="stop after this long (default: until Ctrl-C)")
     parser.add_argument("--stats-every", help="print counters this often, e.g. 1s")
-    parser.add_argument("--loop", choices=("select", "uvloop", "asyncio"), default="select",
-                        help="event loop; select() times sub-millisecond delays accurately")
+    parser.add_argument(
+        "--loop",
+        choices=("select", "uvloop", "asyncio"),
+        default="select",
+        help="event loop; select() times sub-millisecond delays accurately",
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
         c2s, s2c = parse_link_args(args)
@@ -820,7 +837,12 @@ def main(argv: Iterable[str] | None = None) -> int:
 
     async def run() -> None:
         link = UDPLink(
-            target, c2s, s2c, seed=args.seed, listen=listen, rebind_every=rebind,
+            target,
+            c2s,
+            s2c,
+            seed=args.seed,
+            listen=listen,
+            rebind_every=rebind,
             rebind_kinds=args.rebind_kinds.split(","),
         )
         async with link:

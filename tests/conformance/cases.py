@@ -86,25 +86,49 @@ class Profile:
         return 2 * self.delay
 
     def describe(self) -> str:
-        return (f"{self.name}: link {self.rate / 1e6:g} Mbit/s, {self.delay * 1000:g} ms one way "
-                f"(RTT {self.rtt * 1000:g} ms), drop-tail queue {self.queue // 1024} KiB")
+        return (
+            f"{self.name}: link {self.rate / 1e6:g} Mbit/s, {self.delay * 1000:g} ms one way "
+            f"(RTT {self.rtt * 1000:g} ms), drop-tail queue {self.queue // 1024} KiB"
+        )
 
 
 FULL = Profile(
-    name="full", rate=10e6, delay=0.015, queue=64 * KiB,
+    name="full",
+    rate=10e6,
+    delay=0.015,
+    queue=64 * KiB,
     transfer_sizes=(2 * MiB, 3 * MiB, 5 * MiB),
-    multiplex_connections=2000, multiplex_limit=1000, handshakes=50, loss_size=2 * MiB,
-    blackhole_size=10 * MiB, blackhole=Blackhole(period=5.0, duration=2.0),
-    rebind_size=15 * MiB, rebind_every=5.0,
-    puzzle_clients=20, puzzle_seconds=5.0, flood_rate=10000, amplification_window=3.0,
+    multiplex_connections=2000,
+    multiplex_limit=1000,
+    handshakes=50,
+    loss_size=2 * MiB,
+    blackhole_size=10 * MiB,
+    blackhole=Blackhole(period=5.0, duration=2.0),
+    rebind_size=15 * MiB,
+    rebind_every=5.0,
+    puzzle_clients=20,
+    puzzle_seconds=5.0,
+    flood_rate=10000,
+    amplification_window=3.0,
 )
 FAST = Profile(
-    name="fast", rate=50e6, delay=0.005, queue=128 * KiB,
+    name="fast",
+    rate=50e6,
+    delay=0.005,
+    queue=128 * KiB,
     transfer_sizes=(2 * MiB, 3 * MiB, 5 * MiB),
-    multiplex_connections=2000, multiplex_limit=1000, handshakes=10, loss_size=2 * MiB,
-    blackhole_size=2 * MiB, blackhole=Blackhole(period=1.0, duration=0.4),
-    rebind_size=3 * MiB, rebind_every=0.6,
-    puzzle_clients=5, puzzle_seconds=1.0, flood_rate=5000, amplification_window=1.0,
+    multiplex_connections=2000,
+    multiplex_limit=1000,
+    handshakes=10,
+    loss_size=2 * MiB,
+    blackhole_size=2 * MiB,
+    blackhole=Blackhole(period=1.0, duration=0.4),
+    rebind_size=3 * MiB,
+    rebind_every=0.6,
+    puzzle_clients=5,
+    puzzle_seconds=1.0,
+    flood_rate=5000,
+    amplification_window=1.0,
 )
 PROFILES = {"full": FULL, "fast": FAST}
 
@@ -138,17 +162,21 @@ async def transfer(p: Profile) -> str:
     async with serve() as server, linked(server, p.link(), tap=counter) as (_, record):
         async with fresh_client() as client:
             started = time.monotonic()
-            await asyncio.gather(*(
-                fetch_checked(client, record, size, seed)
-                for seed, size in enumerate(p.transfer_sizes)
-            ))
+            await asyncio.gather(
+                *(
+                    fetch_checked(client, record, size, seed)
+                    for seed, size in enumerate(p.transfer_sizes)
+                )
+            )
             took = time.monotonic() - started
             check(len(client.tunnels) == 1, f"client used {len(client.tunnels)} tunnels")
     check(len(counter.tids("c2s")) == 1, f"{len(counter.tids('c2s'))} tunnel IDs on the wire")
     total = sum(p.transfer_sizes)
     sizes = " + ".join(f"{s / MiB:g}" for s in p.transfer_sizes)
-    return (f"{sizes} MiB byte-identical on 1 tunnel in {took:.1f} s "
-            f"({total * 8 / took / 1e6:.1f} Mbit/s goodput)")
+    return (
+        f"{sizes} MiB byte-identical on 1 tunnel in {took:.1f} s "
+        f"({total * 8 / took / 1e6:.1f} Mbit/s goodput)"
+    )
 
 
 async def multiplexing(p: Profile) -> str:
@@ -168,17 +196,23 @@ async def multiplexing(p: Profile) -> str:
         async with linked(server, p.link(), tap=counter) as (_, record):
             async with fresh_client() as client:
                 started = time.monotonic()
-                await asyncio.gather(*(
-                    fetch_checked(client, record, 32 + i % 1000, i)
-                    for i in range(p.multiplex_connections)
-                ))
+                await asyncio.gather(
+                    *(
+                        fetch_checked(client, record, 32 + i % 1000, i)
+                        for i in range(p.multiplex_connections)
+                    )
+                )
                 took = time.monotonic() - started
                 check(len(client.tunnels) == 1, f"client used {len(client.tunnels)} tunnels")
     check(len(counter.tids("c2s")) == 1, f"{len(counter.tids('c2s'))} tunnel IDs on the wire")
-    check(peak <= p.multiplex_limit,
-          f"server ran {peak} connections at once, limit {p.multiplex_limit}")
-    return (f"{p.multiplex_connections} connections on 1 tunnel in {took:.1f} s; at most {peak} "
-            f"open at once at the server (limit {p.multiplex_limit})")
+    check(
+        peak <= p.multiplex_limit,
+        f"server ran {peak} connections at once, limit {p.multiplex_limit}",
+    )
+    return (
+        f"{p.multiplex_connections} connections on 1 tunnel in {took:.1f} s; at most {peak} "
+        f"open at once at the server (limit {p.multiplex_limit})"
+    )
 
 
 # --- 0-RTT and long RTT -------------------------------------------------------------------------
@@ -207,15 +241,21 @@ async def zerortt(p: Profile) -> str:
     cutoff = first_s2c + p.delay  # type: ignore[operator]
     flight = sum(size for d, t, size, _ in counter.log if d == "c2s" and t < cutoff)
     after = sum(size for d, t, size, _ in counter.log if d == "c2s" and t >= cutoff)
-    check(flight >= len(request), f"first flight {flight} B cannot hold the {len(request)} B "
-          "request")
-    check(after < len(request) / 2, f"client sent {after} B after the first flight, not less "
-          f"than half the {len(request)} B request")
+    check(
+        flight >= len(request), f"first flight {flight} B cannot hold the {len(request)} B request"
+    )
+    check(
+        after < len(request) / 2,
+        f"client sent {after} B after the first flight, not less "
+        f"than half the {len(request)} B request",
+    )
     accepted = [getattr(t, "early_data_accepted", None) for t in server_tunnels]
     check(all(a is not False for a in accepted), "the server refused the early data")
     check(took < 2 * p.rtt + 0.05, f"answer after {_ms(took)}, {took / p.rtt:.1f} RTT")
-    return (f"{len(request)} B request in a {flight} B first flight; {after} B from the client "
-            f"afterwards; answer after {_ms(took)} ({took / p.rtt:.2f} RTT)")
+    return (
+        f"{len(request)} B request in a {flight} B first flight; {after} B from the client "
+        f"afterwards; answer after {_ms(took)} ({took / p.rtt:.2f} RTT)"
+    )
 
 
 async def longrtt(p: Profile) -> str:
@@ -232,16 +272,23 @@ async def longrtt(p: Profile) -> str:
             check(len(client.tunnels) == 1, f"client used {len(client.tunnels)} tunnels")
         server_tunnels = len(server.tunnels)
     first_s2c = min(t for d, t, _, _ in counter.log if d == "s2c")
-    firsts = [t for d, t, _, h in counter.log if d == "c2s" and has_key_section(h)
-              and t < first_s2c + delay]
-    check(len(firsts) >= 2 and firsts[-1] - firsts[0] > 0.1,
-          f"first flight not retransmitted ({len(firsts)} key-carrying datagrams)")
+    firsts = [
+        t
+        for d, t, _, h in counter.log
+        if d == "c2s" and has_key_section(h) and t < first_s2c + delay
+    ]
+    check(
+        len(firsts) >= 2 and firsts[-1] - firsts[0] > 0.1,
+        f"first flight not retransmitted ({len(firsts)} key-carrying datagrams)",
+    )
     tids = counter.tids("c2s")
     check(len(tids) == 1, f"{len(tids)} tunnel IDs on the wire")
     check(server_tunnels <= 1, f"server made {server_tunnels} tunnels")
     sends = sorted({round(t - firsts[0], 2) for t in firsts})
-    return (f"RTT 1.5 s: {len(firsts)} key-carrying datagrams before the answer, sent at "
-            f"{', '.join(f'{t:g}' for t in sends)} s; one tunnel; 16 KiB in {took:.2f} s")
+    return (
+        f"RTT 1.5 s: {len(firsts)} key-carrying datagrams before the answer, sent at "
+        f"{', '.join(f'{t:g}' for t in sends)} s; one tunnel; 16 KiB in {took:.2f} s"
+    )
 
 
 # --- loss and corruption ------------------------------------------------------------------------
@@ -266,9 +313,11 @@ async def transferloss(p: Profile) -> str:
     """2 % loss each way in bursts of up to 3: a 2 MiB download completes byte-identical."""
     took, link, _ = await _transfer_on(p, p.link(loss=0.02, burst=3), p.loss_size)
     check(link["s2c"]["lost"] > 0, "the link lost nothing")
-    return (f"{p.loss_size / MiB:g} MiB in {took:.1f} s "
-            f"({p.loss_size * 8 / took / 1e6:.1f} Mbit/s); {_damage(link, 'lost')} datagrams "
-            "lost (to server + to client)")
+    return (
+        f"{p.loss_size / MiB:g} MiB in {took:.1f} s "
+        f"({p.loss_size * 8 / took / 1e6:.1f} Mbit/s); {_damage(link, 'lost')} datagrams "
+        "lost (to server + to client)"
+    )
 
 
 async def transfercorruption(p: Profile) -> str:
@@ -277,8 +326,10 @@ async def transfercorruption(p: Profile) -> str:
     took, link, ends = await _transfer_on(p, p.link(corrupt=0.02), p.loss_size)
     check(link["s2c"]["corrupted"] > 0, "the link corrupted nothing")
     drops = sum(ends["server"]["drops"].values()) + sum(ends["client"]["drops"].values())
-    return (f"{p.loss_size / MiB:g} MiB in {took:.1f} s; {_damage(link, 'corrupted')} datagrams "
-            f"corrupted, {drops} dropped on arrival (server endpoint + client tunnel)")
+    return (
+        f"{p.loss_size / MiB:g} MiB in {took:.1f} s; {_damage(link, 'corrupted')} datagrams "
+        f"corrupted, {drops} dropped on arrival (server endpoint + client tunnel)"
+    )
 
 
 async def _sequential_handshakes(p: Profile, link: LinkConfig) -> tuple[float, float, dict]:
@@ -296,15 +347,19 @@ async def _sequential_handshakes(p: Profile, link: LinkConfig) -> tuple[float, f
 async def handshakeloss(p: Profile) -> str:
     """30 % loss each way: every one of the sequential new tunnels completes its download."""
     took, slowest, link = await _sequential_handshakes(p, p.link(loss=0.30))
-    return (f"{p.handshakes} tunnels in {took:.1f} s (slowest {slowest:.2f} s); "
-            f"{_damage(link, 'lost')} datagrams lost")
+    return (
+        f"{p.handshakes} tunnels in {took:.1f} s (slowest {slowest:.2f} s); "
+        f"{_damage(link, 'lost')} datagrams lost"
+    )
 
 
 async def handshakecorruption(p: Profile) -> str:
     """30 % of datagrams corrupted each way: every sequential new tunnel completes."""
     took, slowest, link = await _sequential_handshakes(p, p.link(corrupt=0.30))
-    return (f"{p.handshakes} tunnels in {took:.1f} s (slowest {slowest:.2f} s); "
-            f"{_damage(link, 'corrupted')} datagrams corrupted")
+    return (
+        f"{p.handshakes} tunnels in {took:.1f} s (slowest {slowest:.2f} s); "
+        f"{_damage(link, 'corrupted')} datagrams corrupted"
+    )
 
 
 # --- blackhole and rebinding --------------------------------------------------------------------
@@ -327,19 +382,25 @@ async def blackhole(p: Profile) -> str:
             while chunk := await conn.read(1 << 16):
                 received += chunk
             took = time.monotonic() - started
-            check(bytes(received) == payload(p.blackhole_size, 5),
-                  f"received {len(received)} B, not the {p.blackhole_size} B sent")
+            check(
+                bytes(received) == payload(p.blackhole_size, 5),
+                f"received {len(received)} B, not the {p.blackhole_size} B sent",
+            )
             check(client.tunnels == [tunnel], "the download moved to another tunnel")
             check(tunnel.tid == tid or hasattr(Tunnel, "rekey"), "the tunnel changed its ID")
         stats = relay.stats()
         server_tunnels = len(server.tunnels)
     outages = sum(1 for k in range(100) if hole.period * k + hole.period - hole.duration < took)
-    check(outages >= 1 and stats["s2c"]["blackholed"] > 0,
-          "the download ended before the first outage")
+    check(
+        outages >= 1 and stats["s2c"]["blackholed"] > 0,
+        "the download ended before the first outage",
+    )
     check(server_tunnels <= 1, f"server holds {server_tunnels} tunnels")
-    return (f"{p.blackhole_size / MiB:g} MiB through {outages} outages of {hole.duration:g} s "
-            f"(every {hole.period:g} s) in {took:.1f} s on one tunnel; "
-            f"{_damage(stats, 'blackholed')} datagrams blackholed")
+    return (
+        f"{p.blackhole_size / MiB:g} MiB through {outages} outages of {hole.duration:g} s "
+        f"(every {hole.period:g} s) in {took:.1f} s on one tunnel; "
+        f"{_damage(stats, 'blackholed')} datagrams blackholed"
+    )
 
 
 async def rebinding(p: Profile) -> str:
@@ -365,9 +426,11 @@ async def rebinding(p: Profile) -> str:
     check(not missing, f"the server never validated new paths {missing}")
     stray = [f for f in followed if f not in wanted]
     check(not stray, f"the server moved to addresses the client never used: {stray}")
-    return (f"{p.rebind_size / MiB:g} MiB in {took:.1f} s through {len(moves)} rebindings "
-            f"({', '.join(c.kind for c in moves)}); server validated and followed "
-            f"{len(followed)} new paths")
+    return (
+        f"{p.rebind_size / MiB:g} MiB in {took:.1f} s through {len(moves)} rebindings "
+        f"({', '.join(c.kind for c in moves)}); server validated and followed "
+        f"{len(followed)} new paths"
+    )
 
 
 async def rekey(p: Profile) -> str:
@@ -399,8 +462,10 @@ async def rekey(p: Profile) -> str:
     check(len(tids) >= 2, f"{len(tids)} tunnel IDs from the client: no rekey happened")
     check(len(answers) >= 2, "the server kept answering on the old tunnel ID")
     check(server_tunnels <= 1, f"server holds {server_tunnels} tunnels")
-    return (f"{size / MiB:g} MiB byte-identical across a rekey in mid-transfer; "
-            f"{len(tids)} TIDs from the client, {len(answers)} from the server, one tunnel")
+    return (
+        f"{size / MiB:g} MiB byte-identical across a rekey in mid-transfer; "
+        f"{len(tids)} TIDs from the client, {len(answers)} from the server, one tunnel"
+    )
 
 
 # --- DoS ----------------------------------------------------------------------------------------
@@ -413,15 +478,27 @@ async def puzzle(p: Profile) -> str:
     async with serve(config=config) as server:
         record = server.record
         flood = subprocess.Popen(
-            [sys.executable, str(FLOODER), record.host, str(record.port), record.key_id.hex(),
-             "--rate", str(p.flood_rate), "--max-seconds", "60"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                str(FLOODER),
+                record.host,
+                str(record.port),
+                record.key_id.hex(),
+                "--rate",
+                str(p.flood_rate),
+                "--max-seconds",
+                "60",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         try:
             loop = asyncio.get_running_loop()
             assert flood.stdout is not None
-            ready = await wait_for(loop.run_in_executor(None, flood.stdout.readline), 10,
-                                   "flood start")
+            ready = await wait_for(
+                loop.run_in_executor(None, flood.stdout.readline), 10, "flood start"
+            )
             check(ready.startswith("flooding"), f"flooder failed: {ready!r}")
             started = time.monotonic()
             done = 0
@@ -450,9 +527,11 @@ async def puzzle(p: Profile) -> str:
     check(sent > 0, "the flood sent nothing")
     check(demanded >= done, f"only {demanded} puzzles demanded for {done} clients")
     check(stats["tunnels"] <= done, f"{stats['tunnels']} tunnels: the flood got in")
-    return (f"{done} clients in a row solved their puzzles and completed in {took:.1f} s "
-            f"({took / done * 1000:.0f} ms each) while {sent} fake first packets were sent "
-            f"at ~{p.flood_rate}/s; {demanded} puzzles demanded, no tunnel for the flood")
+    return (
+        f"{done} clients in a row solved their puzzles and completed in {took:.1f} s "
+        f"({took / done * 1000:.0f} ms each) while {sent} fake first packets were sent "
+        f"at ~{p.flood_rate}/s; {demanded} puzzles demanded, no tunnel for the flood"
+    )
 
 
 class _Victim(asyncio.DatagramProtocol):
@@ -477,8 +556,9 @@ async def amplification(p: Profile) -> str:
                 )
                 # A genuine first flight, made by a sans-IO client endpoint we never run again.
                 now = time.monotonic()
-                core = Endpoint(minimalt.EndpointConfig(), random=os.urandom,
-                                wall_offset=time.time() - now)
+                core = Endpoint(
+                    minimalt.EndpointConfig(), random=os.urandom, wall_offset=time.time() - now
+                )
                 tunnel = core.connect(record, now, addr=server.address)
                 cid = tunnel.open_connection("download", retry_safe=True)
                 tunnel.send(cid, b"%d %d\n" % (MiB, i), end_stream=True)
@@ -498,8 +578,10 @@ async def amplification(p: Profile) -> str:
     for _, v, sent in victims:
         check(v.received <= sent, f"server sent a victim {v.received} B for {sent} B received")
     check(total_out > 0, "the server answered no first packet (nothing was tested)")
-    return (f"4 spoofed sources sent {total_in} B asking for 1 MiB each; the server sent them "
-            f"{total_out} B in {p.amplification_window:g} s (worst ratio {worst:.2f})")
+    return (
+        f"4 spoofed sources sent {total_in} B asking for 1 MiB each; the server sent them "
+        f"{total_out} B in {p.amplification_window:g} s (worst ratio {worst:.2f})"
+    )
 
 
 async def ipv6(p: Profile) -> str:
@@ -556,5 +638,15 @@ CASES = [
 ]
 BY_NAME = {case.name: case for case in CASES}
 
-__all__ = ["BY_NAME", "CASES", "FAST", "FULL", "PROFILES", "Case", "CaseFailed", "Profile",
-           "Unsupported", "tid_of"]
+__all__ = [
+    "BY_NAME",
+    "CASES",
+    "FAST",
+    "FULL",
+    "PROFILES",
+    "Case",
+    "CaseFailed",
+    "Profile",
+    "Unsupported",
+    "tid_of",
+]

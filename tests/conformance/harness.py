@@ -82,9 +82,7 @@ def serve(
 def record_via(server: minimalt.Server, address: tuple[str, int]) -> minimalt.ServerRecord:
     """The server's record naming ``address`` (the link in front of it), signed by the server's
     identity: what a server behind a forwarder publishes."""
-    unsigned = dataclasses.replace(
-        server.record, host=address[0], port=address[1], signature=b""
-    )
+    unsigned = dataclasses.replace(server.record, host=address[0], port=address[1], signature=b"")
     return dataclasses.replace(
         unsigned, signature=server.identity.signing.sign(unsigned.signed_part())
     )

@@ -62,21 +62,30 @@ def run_case(case: Case, profile: Profile) -> Outcome:
 
 def _environment() -> str:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
-    return (f"commit {commit or 'unknown'}, Python {platform.python_version()}, uvloop "
-            f"{uvloop.__version__}, {os.cpu_count()} CPUs, "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    return (
+        f"commit {commit or 'unknown'}, Python {platform.python_version()}, uvloop "
+        f"{uvloop.__version__}, {os.cpu_count()} CPUs, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
 
 
 def write_results(results: dict[str, Outcome], profile: Profile, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = {name: o.as_dict() for name, o in results.items()}
     (out / "results.json").write_text(json.dumps(data, indent=2) + "\n")
-    counts = {kind: sum(o.result == kind for o in results.values())
-              for kind in ("pass", "fail", "unsupported")}
+    counts = {
+        kind: sum(o.result == kind for o in results.values())
+        for kind in ("pass", "fail", "unsupported")
+    }
     lines = [
         "# Conformance results",
         "",
@@ -98,12 +107,16 @@ def write_results(results: dict[str, Outcome], profile: Profile, out: Path) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.conformance",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.conformance", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
     parser.add_argument("--only", help="comma-separated case names")
-    parser.add_argument("--out", help="results directory (default: conformance/ for the full "
-                        "profile, conformance/out/ otherwise)")
+    parser.add_argument(
+        "--out",
+        help="results directory (default: conformance/ for the full "
+        "profile, conformance/out/ otherwise)",
+    )
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     cases = CASES
@@ -113,15 +126,20 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown cases {unknown}; known: {', '.join(BY_NAME)}")
         cases = [BY_NAME[n] for n in names]
-    out = Path(args.out) if args.out else ROOT / "conformance" / (
-        "" if profile.name == "full" else "out")
+    out = (
+        Path(args.out)
+        if args.out
+        else ROOT / "conformance" / ("" if profile.name == "full" else "out")
+    )
     print(f"conformance, profile {profile.describe()}", flush=True)
     results: dict[str, Outcome] = {}
     for case in cases:
         outcome = run_case(case, profile)
         results[case.name] = outcome
-        print(f"{case.name:20s} {outcome.result:11s} {outcome.seconds:6.1f} s  {outcome.detail}",
-              flush=True)
+        print(
+            f"{case.name:20s} {outcome.result:11s} {outcome.seconds:6.1f} s  {outcome.detail}",
+            flush=True,
+        )
     write_results(results, profile, out)
     print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
     return 1 if any(o.result == "fail" for o in results.values()) else 0

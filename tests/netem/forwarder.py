@@ -89,8 +89,13 @@ class Forwarder:
     """Two TUN file descriptors joined through two ``LinkModel``s."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, fd_a: int, fd_b: int, c2s: LinkConfig,
-        s2c: LinkConfig, seed: int,
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fd_a: int,
+        fd_b: int,
+        c2s: LinkConfig,
+        s2c: LinkConfig,
+        seed: int,
     ) -> None:
         self.loop = loop
         self.fd_a = fd_a

@@ -138,10 +138,24 @@ class EmulatedNetwork:
                 _must(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"])
             config = json.dumps({"c2s": self.c2s.to_dict(), "s2c": self.s2c.to_dict()})
             self._forwarder = subprocess.Popen(
-                [sys.executable, str(FORWARDER), "--ns-a", self.namespaces["client"],
-                 "--ns-b", self.namespaces["server"], "--dev", DEVICE, "--config", config,
-                 "--seed", str(self.seed)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                [
+                    sys.executable,
+                    str(FORWARDER),
+                    "--ns-a",
+                    self.namespaces["client"],
+                    "--ns-b",
+                    self.namespaces["server"],
+                    "--dev",
+                    DEVICE,
+                    "--config",
+                    config,
+                    "--seed",
+                    str(self.seed),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                bufsize=1,
             )
             ready = self._read_reply(_STARTUP_TIMEOUT)
             if not ready.get("ready"):
@@ -150,11 +164,21 @@ class EmulatedNetwork:
                 ns = self.namespaces[side]
                 # No IPv6 on the TUN devices (router solicitations would cross the link too);
                 # loopback keeps it, for dual-stack sockets.
-                _run(["ip", "netns", "exec", ns, "sysctl", "-qw",
-                      f"net.ipv6.conf.{DEVICE}.disable_ipv6=1"])
+                _run(
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        ns,
+                        "sysctl",
+                        "-qw",
+                        f"net.ipv6.conf.{DEVICE}.disable_ipv6=1",
+                    ]
+                )
                 _must(["ip", "netns", "exec", ns, "ip", "addr", "add", f"{ip}/24", "dev", DEVICE])
-                _must(["ip", "netns", "exec", ns, "ip", "link", "set", DEVICE, "mtu", str(MTU),
-                       "up"])
+                _must(
+                    ["ip", "netns", "exec", ns, "ip", "link", "set", DEVICE, "mtu", str(MTU), "up"]
+                )
         except BaseException:
             self.close()
             raise
@@ -190,8 +214,7 @@ class EmulatedNetwork:
         """Change the link from now on (the blackhole schedule restarts now)."""
         self.c2s = c2s
         self.s2c = s2c if s2c is not None else c2s
-        answer = self._command({"cmd": "set", "c2s": self.c2s.to_dict(),
-                                "s2c": self.s2c.to_dict()})
+        answer = self._command({"cmd": "set", "c2s": self.c2s.to_dict(), "s2c": self.s2c.to_dict()})
         if not answer.get("ok"):
             raise RuntimeError(f"forwarder refused the configuration: {answer}")
 
@@ -227,8 +250,6 @@ class EmulatedNetwork:
                 if selector.select(deadline - time.monotonic()):
                     line = self._forwarder.stdout.readline()
                     if not line:
-                        raise RuntimeError(
-                            f"forwarder exited (code {self._forwarder.poll()})"
-                        )
+                        raise RuntimeError(f"forwarder exited (code {self._forwarder.poll()})")
                     return json.loads(line)  # type: ignore[no-any-return]
         raise RuntimeError(f"no answer from the forwarder within {timeout} s")

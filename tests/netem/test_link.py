@@ -33,8 +33,9 @@ def run_model(config: LinkConfig, count: int = 10_000, seed: int = 1, spacing: f
 
 
 def test_same_seed_same_fate_for_every_datagram():
-    config = LinkConfig(delay=0.01, jitter=0.002, loss=0.05, burst=3, duplicate=0.02,
-                        corrupt=0.02, reorder=0.02)
+    config = LinkConfig(
+        delay=0.01, jitter=0.002, loss=0.05, burst=3, duplicate=0.02, corrupt=0.02, reorder=0.02
+    )
     _, first = run_model(config, seed=7)
     _, again = run_model(config, seed=7)
     _, other = run_model(config, seed=8)
@@ -133,8 +134,14 @@ def test_blackhole_schedule():
 
 
 def test_config_round_trips_through_json_form():
-    config = LinkConfig(delay=0.015, loss=0.02, burst=3, rate=10e6,
-                        gilbert=GilbertElliott(0.01, 0.3), blackholes=(Blackhole(5, 2),))
+    config = LinkConfig(
+        delay=0.015,
+        loss=0.02,
+        burst=3,
+        rate=10e6,
+        gilbert=GilbertElliott(0.01, 0.3),
+        blackholes=(Blackhole(5, 2),),
+    )
     assert LinkConfig.from_dict(config.to_dict()) == config
     assert "delay=15ms" in config.describe() and "blackhole=2s/5s" in config.describe()
 
@@ -179,9 +186,7 @@ class Client(asyncio.DatagramProtocol):
 
 async def with_relay(body, **link_kwargs):  # type: ignore[no-untyped-def]
     loop = asyncio.get_running_loop()
-    server_transport, echo = await loop.create_datagram_endpoint(
-        Echo, local_addr=("127.0.0.1", 0)
-    )
+    server_transport, echo = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
     try:
         async with UDPLink(server_transport.get_extra_info("sockname"), **link_kwargs) as link:
             client_transport, client = await loop.create_datagram_endpoint(
@@ -201,8 +206,7 @@ def test_relay_delays_each_direction_on_a_precise_loop():
         return [await client.ping(b"%d" % i) for i in range(5)]
 
     with asyncio.Runner(loop_factory=precise_loop) as runner:
-        rtts = runner.run(with_relay(body, c2s=LinkConfig(delay=0.02),
-                                     s2c=LinkConfig(delay=0.005)))
+        rtts = runner.run(with_relay(body, c2s=LinkConfig(delay=0.02), s2c=LinkConfig(delay=0.005)))
     assert all(rtt >= 0.025 for rtt in rtts)
     assert sorted(rtts)[2] < 0.035  # median: scheduling adds well under 10 ms
 
@@ -244,11 +248,28 @@ def test_relay_drops_everything_in_a_blackhole():
 
 
 def test_cli_help_lists_the_link_options():
-    done = subprocess.run([sys.executable, "-m", "minimalt.testing.link", "--help"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "minimalt.testing.link", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0
-    for option in ("--delay", "--loss", "--burst", "--gilbert", "--reorder", "--duplicate",
-                   "--corrupt", "--rate", "--queue", "--blackhole", "--rebind", "--seed"):
+    for option in (
+        "--delay",
+        "--loss",
+        "--burst",
+        "--gilbert",
+        "--reorder",
+        "--duplicate",
+        "--corrupt",
+        "--rate",
+        "--queue",
+        "--blackhole",
+        "--rebind",
+        "--seed",
+    ):
         assert option in done.stdout
 
 
@@ -257,5 +278,18 @@ def test_cli_relays_for_a_bounded_duration():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
         server.bind(("127.0.0.1", 0))
         port = server.getsockname()[1]
-        assert main(["--target", f"127.0.0.1:{port}", "--delay", "1ms", "--loss", "1%",
-                     "--duration", "0.05"]) == 0
+        assert (
+            main(
+                [
+                    "--target",
+                    f"127.0.0.1:{port}",
+                    "--delay",
+                    "1ms",
+                    "--loss",
+                    "1%",
+                    "--duration",
+                    "0.05",
+                ]
+            )
+            == 0
+        )

@@ -135,7 +135,7 @@ def test_precomputed_box_gives_the_nacl_box() -> None:
 
 def test_box_nonce_layout() -> None:
     nonce = box_nonce(C.DIRECTION_CLIENT_TO_SERVER, 0x0123456789ABCDEF, 0x1122334455667788)
-    assert nonce == H("43" "0123456789abcdef" "1122334455667788" "00000000000000")
+    assert nonce == H("430123456789abcdef112233445566778800000000000000")
     assert len(nonce) == C.BOX_NONCE_SIZE
 
 

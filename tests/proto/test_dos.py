@@ -24,8 +24,9 @@ ATTACKER = ("10.6.6.6", 6666)
 
 
 def _puzzle_pair(threshold: float = 0.0, **extra):
-    config = EndpointConfig(services={"echo"}, puzzle_threshold=threshold, puzzle_difficulty=8,
-                            **extra)
+    config = EndpointConfig(
+        services={"echo"}, puzzle_threshold=threshold, puzzle_difficulty=8, **extra
+    )
     return make_pair(server_config=config, link=Link(delay=0.05))
 
 
@@ -128,8 +129,9 @@ def test_legitimate_clients_are_served_during_a_flood():
 
 
 def test_reused_and_forged_solutions_are_refused(x25519_calls):
-    config = EndpointConfig(services={"echo"}, puzzle_threshold=0.0, puzzle_difficulty=8,
-                            idle_timeout=1.0)
+    config = EndpointConfig(
+        services={"echo"}, puzzle_threshold=0.0, puzzle_difficulty=8, idle_timeout=1.0
+    )
     sim, server, client, record, server_app, client_app = make_pair(server_config=config)
     answered: list[bytes] = []
 
@@ -204,8 +206,9 @@ def test_tunnel_limits_refuse_new_tunnels_and_keep_old_ones():
 
 def test_connection_limit_refuses_with_a_reason_and_keeps_the_tunnel():
     config = EndpointConfig(services={"echo"}, max_connections=C.INITIAL_MAX_CONNS)
-    sim, server, client, record, server_app, client_app = make_pair(server_config=config,
-                                                                    echo=False)
+    sim, server, client, record, server_app, client_app = make_pair(
+        server_config=config, echo=False
+    )
     tunnel = client.connect(record, sim.now)
     cids = [tunnel.open_connection("echo", retry_safe=True) for _ in range(40)]
     for cid in cids:

@@ -132,7 +132,10 @@ FRAMES = st.one_of(
     st.builds(HelloAck, st.integers(-(2**61), 2**61 - 1), st.booleans()),
     st.builds(Create, VARINT, st.binary(max_size=C.MAX_SERVICE_NAME), st.booleans()),
     st.builds(
-        Create, VARINT, st.binary(max_size=C.MAX_SERVICE_NAME), st.booleans(),
+        Create,
+        VARINT,
+        st.binary(max_size=C.MAX_SERVICE_NAME),
+        st.booleans(),
         st.binary(min_size=C.PUBLIC_KEY_SIZE, max_size=C.PUBLIC_KEY_SIZE),
         st.binary(min_size=C.SIGNATURE_SIZE, max_size=C.SIGNATURE_SIZE),
     ),
@@ -217,8 +220,15 @@ def test_ack_wire_layout() -> None:
     # 1000-995-2=3; length 5; gap 990->0: 990-0-2=988; length 0.
     frame = Ack(((1000, 1003), (990, 995), (0, 0)), 25_000)
     expected = (
-        b"\x02" + encode_varint(1003) + encode_varint(25_000) + encode_varint(2) + encode_varint(3)
-        + encode_varint(3) + encode_varint(5) + encode_varint(988) + encode_varint(0)
+        b"\x02"
+        + encode_varint(1003)
+        + encode_varint(25_000)
+        + encode_varint(2)
+        + encode_varint(3)
+        + encode_varint(3)
+        + encode_varint(5)
+        + encode_varint(988)
+        + encode_varint(0)
     )
     assert encode_frame(frame) == expected
     assert encode_ack(list(frame.ranges), frame.delay) == expected
@@ -359,9 +369,7 @@ def test_every_truncation_is_a_prefix_or_a_frame_encoding_error(frames: list) ->
         index = max(i for i in starts if i < cut)  # the frame the cut falls inside
         inside = frames[boundaries[index]]
         if isinstance(inside, Padding):  # a shorter run of zeros is still padding
-            assert decode_frames(truncated) == frames[: boundaries[index]] + [
-                Padding(cut - index)
-            ]
+            assert decode_frames(truncated) == frames[: boundaries[index]] + [Padding(cut - index)]
             continue
         with pytest.raises(FrameEncodingError):
             decode_frames(truncated)
@@ -391,14 +399,15 @@ def test_flipped_bytes_raise_nothing_but_frame_encoding_error(frames: list, data
         pass
 
 
-@given(
-    st.integers(0, 200), st.integers(0, (1 << 40)), st.integers(0, 20000), st.booleans()
-)
+@given(st.integers(0, 200), st.integers(0, (1 << 40)), st.integers(0, 20000), st.booleans())
 def test_stream_header_fast_paths_match_the_generic_encoding(cid, offset, length, fin) -> None:
     from minimalt.proto.frames import encode_varint, stream_overhead
 
-    generic = bytes((9 if fin else 8,)) + encode_varint(cid) + encode_varint(offset) + (
-        encode_varint(length)
+    generic = (
+        bytes((9 if fin else 8,))
+        + encode_varint(cid)
+        + encode_varint(offset)
+        + (encode_varint(length))
     )
     assert stream_header(cid, offset, length, fin) == generic
     assert stream_overhead(cid, offset, length) == len(generic)

@@ -22,8 +22,13 @@ def test_transfer_completes_while_the_client_changes_address_every_second():
     cid = tunnel.open_connection("sink")
     tunnel.send(cid, payload, end_stream=True)
     sim.keep_log = False
-    addresses = [CLIENT, ("10.0.0.2", 6001), ("10.0.0.2", 6002), ("10.0.0.3", 6003),
-                 ("10.0.0.4", 6004)]
+    addresses = [
+        CLIENT,
+        ("10.0.0.2", 6001),
+        ("10.0.0.2", 6002),
+        ("10.0.0.3", 6003),
+        ("10.0.0.4", 6004),
+    ]
     for old, new in zip(addresses, addresses[1:], strict=False):
         sim.run(lambda: cid in server_app.ended, timeout=1.0)
         move(sim, old, new)

@@ -29,21 +29,21 @@ def _parse(data: bytes) -> Header:
 
 
 def test_plain_header_layout() -> None:
-    assert build_header(TID, 5) == bytes.fromhex("0123456789abcdef" "0000000000000005")
+    assert build_header(TID, 5) == bytes.fromhex("0123456789abcdef0000000000000005")
     assert C.HEADER_SIZE == 16
 
 
 def test_client_key_section_layout() -> None:
     key, kid = bytes(range(32)), b"\xaa\xbb\xcc\xdd"
     raw = build_header(TID, 1, client_public=key, key_id=kid)
-    assert raw == bytes.fromhex("8123456789abcdef" "0000000000000001") + key + kid
+    assert raw == bytes.fromhex("8123456789abcdef0000000000000001") + key + kid
     assert len(raw) == C.HEADER_SIZE + C.CLIENT_KEY_SECTION_SIZE == 52
 
 
 def test_diversifier_section_layout() -> None:
     div = bytes(range(16))
     raw = build_header(TID, 0, diversifier=div)
-    assert raw == bytes.fromhex("8123456789abcdef" "0000000000000000") + div
+    assert raw == bytes.fromhex("8123456789abcdef0000000000000000") + div
     assert len(raw) == C.HEADER_SIZE + C.DIVERSIFIER_SIZE == 32
 
 
@@ -95,7 +95,7 @@ ANSWER = PUZZLE + bytes.fromhex("0000000000000123")  # + solution
 
 def test_server_puzzle_packet_layout() -> None:
     raw = build_header(TID, 0, puzzle=PUZZLE)
-    assert raw == bytes.fromhex("4123456789abcdef" "0000000000000000") + PUZZLE
+    assert raw == bytes.fromhex("4123456789abcdef0000000000000000") + PUZZLE
     assert len(raw) == C.HEADER_SIZE + C.PUZZLE_SECTION_SIZE == 37
     header = _parse(raw)
     assert (header.flags, header.puzzle, header.box_offset) == (C.FLAG_PUZZLE, PUZZLE, 37)
@@ -106,7 +106,7 @@ def test_server_puzzle_packet_layout() -> None:
 def test_client_puzzle_answer_follows_the_key_section() -> None:
     key, kid = bytes(range(32)), b"\xaa\xbb\xcc\xdd"
     raw = build_header(TID, 1, client_public=key, key_id=kid, puzzle=ANSWER)
-    assert raw == bytes.fromhex("c123456789abcdef" "0000000000000001") + key + kid + ANSWER
+    assert raw == bytes.fromhex("c123456789abcdef0000000000000001") + key + kid + ANSWER
     header = _parse(raw + TAG)
     assert header.flags == C.FLAG_KEY | C.FLAG_PUZZLE
     assert (header.client_public, header.key_id, header.puzzle) == (key, kid, ANSWER)
@@ -117,7 +117,10 @@ def test_client_puzzle_answer_follows_the_key_section() -> None:
 def test_client_puzzle_answer_round_trip(tid, nonce, key, kid, answer) -> None:
     header = _parse(build_header(tid, nonce, client_public=key, key_id=kid, puzzle=answer) + TAG)
     assert (header.tid, header.nonce, header.puzzle, header.client_public) == (
-        tid, nonce, answer, key
+        tid,
+        nonce,
+        answer,
+        key,
     )
 
 

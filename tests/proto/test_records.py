@@ -36,8 +36,13 @@ def _record(**kw) -> ServerRecord:
 
 def _resign(record: ServerRecord, signer: SigningKeyPair = IDENTITY, **changes) -> ServerRecord:
     fields = dict(
-        name=record.name, host=record.host, port=record.port, identity=record.identity,
-        ephemeral=record.ephemeral, expires=record.expires, version=record.version,
+        name=record.name,
+        host=record.host,
+        port=record.port,
+        identity=record.identity,
+        ephemeral=record.ephemeral,
+        expires=record.expires,
+        version=record.version,
     )
     fields.update(changes)
     unsigned = ServerRecord(**fields)
@@ -52,8 +57,14 @@ def test_binary_layout() -> None:
     raw = record.to_bytes()
     name, host = b"server.example", b"192.0.2.1"
     expected = (
-        b"MLTR" + bytes((PROTOCOL_VERSION, len(name))) + name + bytes((len(host),)) + host
-        + (4433).to_bytes(2, "big") + IDENTITY.public + EPHEMERAL.public
+        b"MLTR"
+        + bytes((PROTOCOL_VERSION, len(name)))
+        + name
+        + bytes((len(host),))
+        + host
+        + (4433).to_bytes(2, "big")
+        + IDENTITY.public
+        + EPHEMERAL.public
         + (NOW + 3600).to_bytes(8, "big")
     )
     assert raw == expected + record.signature

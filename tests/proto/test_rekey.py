@@ -25,8 +25,10 @@ def _keys(tunnel) -> set[bytes]:
 def _pair(**client_options):
     client_config = EndpointConfig(**client_options)
     return make_pair(
-        client_config=client_config, link=Link(delay=0.01, loss=0.02, bandwidth=20e6),
-        echo=False, seed=21,
+        client_config=client_config,
+        link=Link(delay=0.01, loss=0.02, bandwidth=20e6),
+        echo=False,
+        seed=21,
     )
 
 

@@ -49,8 +49,11 @@ def test_protocol_md_shows_the_committed_vectors() -> None:
 
 def test_module_prints_the_vectors_as_json() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "minimalt.proto.vectors"], check=True, capture_output=True,
-        text=True, timeout=120,
+        [sys.executable, "-m", "minimalt.proto.vectors"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
     ).stdout
     assert json.loads(out) == COMMITTED
 
@@ -114,7 +117,8 @@ def test_packet_vector_decodes_to_its_inputs(name: str) -> None:
 
     # And the other way: the stated inputs build the packet.
     clear = build_header(
-        int(inp["tid"], 16), inp["nonce"],
+        int(inp["tid"], 16),
+        inp["nonce"],
         client_public=H(inp["client_public"]) if "client_public" in inp else None,
         key_id=H(inp["key_id"]) if "key_id" in inp else None,
         diversifier=H(inp["diversifier"]) if "diversifier" in inp else None,
@@ -158,7 +162,11 @@ def test_record_vector() -> None:
     assert identity.sign(record.signed_part()).hex() == out["signature"]
     assert record.key_id.hex() == out["key_id"]
     assert (record.name, record.host, record.port, record.expires, record.version) == (
-        inp["name"], inp["host"], inp["port"], inp["expires"], inp["version"]
+        inp["name"],
+        inp["host"],
+        inp["port"],
+        inp["expires"],
+        inp["version"],
     )
     record.verify(inp["expires"] - 1, identity=identity.public)
 
@@ -174,8 +182,7 @@ def test_frame_vector(index: int) -> None:
 def test_authenticated_create_vector_verifies_on_the_vector_tunnel_only() -> None:
     keys = COMMITTED["keys"]
     (create,) = [
-        frame_from_json(f) for f in COMMITTED["frames"]
-        if f["frame"] == "Create" and "user" in f
+        frame_from_json(f) for f in COMMITTED["frames"] if f["frame"] == "Create" and "user" in f
     ]
     assert isinstance(create, Create) and create.user.hex() == keys["user_public"]
     identity = H(COMMITTED["record"]["outputs"]["identity"])

@@ -49,7 +49,9 @@ class HandClient:
         keys.add_ephemeral(server_key, int(UNIX) + 3600, created=UNIX, exclusive=True)
         self.server = Endpoint(
             server_config or EndpointConfig(services={"echo"}),
-            random=SeededRandom(1), server_keys=keys, wall_offset=UNIX - START,
+            random=SeededRandom(1),
+            server_keys=keys,
+            wall_offset=UNIX - START,
         )
         me = BoxKeyPair(bytes(range(32)))
         self.section = me.public + key_id(server_key.public)
@@ -66,7 +68,8 @@ class HandClient:
 
     def packet(self, frames: list, *, key_section: bool = False, pad_to: int = 0) -> bytes:
         header = build_header(
-            TID, self.nonce,
+            TID,
+            self.nonce,
             client_public=self.section[:32] if key_section else None,
             key_id=self.section[32:] if key_section else None,
         )
@@ -209,9 +212,14 @@ def test_wrong_direction_replayed_and_forged_packets_are_dropped() -> None:
 def test_malformed_frames_close_the_tunnel_with_frame_encoding_error() -> None:
     client = HandClient()
     client.establish()
-    client.deliver(client.send_key.seal(
-        build_header(TID, client.nonce), TID, client.nonce, b"\x01\x10"  # Ping, type 0x10
-    ))
+    client.deliver(
+        client.send_key.seal(
+            build_header(TID, client.nonce),
+            TID,
+            client.nonce,
+            b"\x01\x10",  # Ping, type 0x10
+        )
+    )
     assert client.closed_with() == C.ERR_FRAME_ENCODING
     (close_packet,) = client.pull()
     assert [(type(f).__name__, f.code) for f in close_packet if hasattr(f, "code")] == [
@@ -246,8 +254,12 @@ def test_create_for_an_unknown_service_is_refused() -> None:
     client = HandClient()
     client.establish()
     client.send(Create(1, b"nope"))
-    refusals = [f for packet in client.pull(until=client.now + 1) for f in packet
-                if type(f).__name__ == "Refuse"]
+    refusals = [
+        f
+        for packet in client.pull(until=client.now + 1)
+        for f in packet
+        if type(f).__name__ == "Refuse"
+    ]
     assert [(f.cid, f.code) for f in refusals] == [(1, C.ERR_UNKNOWN_SERVICE)]
     assert _tunnel(client).state == "open"
 
@@ -320,7 +332,9 @@ def test_server_initiated_connections_respect_the_clients_connection_limit() -> 
             closed.append(event.code)
 
     sim.add_endpoint(
-        server_addr, server_keys=keys, config=EndpointConfig(services={"echo"}),
+        server_addr,
+        server_keys=keys,
+        config=EndpointConfig(services={"echo"}),
         handler=on_server,
     )
     client = sim.add_endpoint(
@@ -337,9 +351,11 @@ def test_server_initiated_connections_respect_the_clients_connection_limit() -> 
 def test_first_packet_with_another_version_is_not_served() -> None:
     client = HandClient()
     hello = Hello(C.PROTOCOL_VERSION + 1, int(UNIX * 1000))
-    client.deliver(client.packet(
-        [hello, Create(1, b"echo", True), Stream(1, 0, b"GET /")], key_section=True, pad_to=1200
-    ))
+    client.deliver(
+        client.packet(
+            [hello, Create(1, b"echo", True), Stream(1, 0, b"GET /")], key_section=True, pad_to=1200
+        )
+    )
     events = client.events()
     assert not any(isinstance(ev, E.ConnectionOpened) for ev in events)
     assert [ev.code for ev in events if isinstance(ev, E.TunnelClosed)] == [C.ERR_PROTOCOL]
@@ -356,6 +372,10 @@ def test_user_authenticator_is_checked_against_this_tunnel_and_server() -> None:
     client.send(Create(3, b"echo", False, user.public, other_tunnel))
     opened = [ev for ev in client.events() if isinstance(ev, E.ConnectionOpened)]
     assert [(ev.cid, ev.user) for ev in opened] == [(1, user.public)]
-    refusals = [(f.cid, f.code) for packet in client.pull(until=client.now + 1) for f in packet
-                if type(f).__name__ == "Refuse"]
+    refusals = [
+        (f.cid, f.code)
+        for packet in client.pull(until=client.now + 1)
+        for f in packet
+        if type(f).__name__ == "Refuse"
+    ]
     assert refusals == [(3, C.ERR_AUTH_FAILED)]

@@ -71,8 +71,11 @@ def test_replayed_first_packets_never_make_a_server_reuse_a_key_and_nonce(seal_l
     sim.flush()
     assert len(server.tunnels) == 1
     # 3. replayed to a second server instance holding the same keys
-    twin = sim.add_endpoint(("10.0.0.9", 4000), server_keys=_same_keys(sim, server),
-                            config=EndpointConfig(services={"echo"}))
+    twin = sim.add_endpoint(
+        ("10.0.0.9", 4000),
+        server_keys=_same_keys(sim, server),
+        config=EndpointConfig(services={"echo"}),
+    )
     twin.receive_datagram(first, ATTACKER, sim.now)
     sim.flush()
     assert len(twin.tunnels) == 1
@@ -113,8 +116,12 @@ def test_restarted_server_refuses_replayed_early_data_inside_the_window():
     keys = ServerKeys(SigningKeyPair.generate(random), "server")
     keys.add_ephemeral(BoxKeyPair.generate(random), int(now_unix) + 3600, created=now_unix - 60)
     first_app, client_app = Peer(echo=True), Peer()
-    first_life = sim.add_endpoint(SERVER, server_keys=keys, handler=first_app.handler,
-                                  config=EndpointConfig(services={"echo"}))
+    first_life = sim.add_endpoint(
+        SERVER,
+        server_keys=keys,
+        handler=first_app.handler,
+        config=EndpointConfig(services={"echo"}),
+    )
     client = sim.add_endpoint(CLIENT, handler=client_app.handler)
     sim.set_link(CLIENT, SERVER, Link(delay=0.05))
     record = keys.record(*SERVER)
@@ -125,8 +132,12 @@ def test_restarted_server_refuses_replayed_early_data_inside_the_window():
     assert _server_runs(first_app) == 1
     # Restart: a new process with the same keys and an empty replay cache.
     second_app = Peer(echo=True)
-    second_life = sim.add_endpoint(SERVER, server_keys=keys, handler=second_app.handler,
-                                   config=EndpointConfig(services={"echo"}))
+    second_life = sim.add_endpoint(
+        SERVER,
+        server_keys=keys,
+        handler=second_app.handler,
+        config=EndpointConfig(services={"echo"}),
+    )
     assert second_life is not first_life
     second_life.receive_datagram(first, ATTACKER, sim.now)
     sim.run(timeout=3)
