@@ -6,6 +6,8 @@ exactly the probe size: PING and PADDING), and reports what became of them.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from . import constants as C
 
 __all__ = ["BASE", "DISABLED", "SEARCHING", "SEARCH_COMPLETE", "PathMtu"]
@@ -72,10 +74,7 @@ class PathMtu:
             raise ValueError(f"base size must be at least {C.MAX_DATAGRAM_SIZE}, not {base}")
         self.base = base
         self.maximum = max(base, min(maximum, C.MAX_UDP_PAYLOAD))
-        ladder = {s for s in C.PMTU_SEARCH_LADDER if base < s <= self.maximum}
-        if self.maximum > base:
-            ladder.add(self.maximum)
-        self._ladder = tuple(sorted(ladder))
+        self._ladder = _ladder(base, self.maximum)
         self.size = base
         self.state = BASE if enabled and self._ladder else DISABLED
         self.probes_sent = 0
@@ -249,3 +248,12 @@ class PathMtu:
             self._suspect_since = time_sent
             return False
         return time_sent - since > duration
+
+
+@lru_cache(maxsize=64)
+def _ladder(base: int, maximum: int) -> tuple[int, ...]:
+    """The sizes a search tries, smallest first (one tuple per configuration, not per tunnel)."""
+    sizes = {size for size in C.PMTU_SEARCH_LADDER if base < size <= maximum}
+    if maximum > base:
+        sizes.add(maximum)
+    return tuple(sorted(sizes))

@@ -66,7 +66,7 @@ from .frames import (
     stream_overhead,
 )
 from .packet import Header, ProbeDatagram, build_header
-from .pmtud import BASE, SEARCHING, PathMtu
+from .pmtud import BASE, DISABLED, SEARCHING, PathMtu
 from .puzzle import solve
 from .rangeset import RangeSet
 from .records import RecordError, ServerRecord
@@ -268,14 +268,15 @@ class Tunnel:
         self._ack_immediately = False
 
         # Path MTU discovery: the largest datagram we send now (the base size until probing
-        # proves more), and whether full packets should start probing.
+        # proves more); whether a filled packet should start probing; the search, made when it
+        # starts (most tunnels never fill a packet: they need not carry it).
         self._mds = config.max_datagram_size
-        self._pmtu = PathMtu(
-            config.max_datagram_size,
-            config.max_probed_datagram_size,
-            enabled=config.pmtu_probing and endpoint.pmtu_probing,
+        self._pmtu_watch = (
+            config.pmtu_probing
+            and endpoint.pmtu_probing
+            and config.max_probed_datagram_size > config.max_datagram_size
         )
-        self._pmtu_watch = self._pmtu.state == BASE
+        self._pmtu: PathMtu | None = None
         self._pmtu_hold = False  # a probe is waiting for room in the window: data waits too
 
         # Loss recovery, congestion control, pacing.
@@ -591,14 +592,7 @@ class Tunnel:
             "ssthresh": cc.ssthresh,
             "congestion_control": cc.name,
             "datagram_size": self._mds,
-            "pmtu": {
-                "state": self._pmtu.state,
-                "base": self._pmtu.base,
-                "maximum": self._pmtu.maximum,
-                "probes_sent": self._pmtu.probes_sent,
-                "probes_lost": self._pmtu.probes_lost,
-                "black_holes": self._pmtu.black_holes,
-            },
+            "pmtu": self._pmtu_stats(),
             "bytes_in_flight": self.recovery.bytes_in_flight,
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
@@ -608,6 +602,26 @@ class Tunnel:
             "packets_retransmitted": self.packets_retransmitted,
             "connections": len(self.connections),
             "drops": dict(self.drops),
+        }
+
+    def _pmtu_stats(self) -> dict[str, Any]:
+        pmtu = self._pmtu
+        if pmtu is None:
+            return {
+                "state": BASE if self._pmtu_watch else DISABLED,
+                "base": self.config.max_datagram_size,
+                "maximum": self.config.max_probed_datagram_size,
+                "probes_sent": 0,
+                "probes_lost": 0,
+                "black_holes": 0,
+            }
+        return {
+            "state": pmtu.state,
+            "base": pmtu.base,
+            "maximum": pmtu.maximum,
+            "probes_sent": pmtu.probes_sent,
+            "probes_lost": pmtu.probes_lost,
+            "black_holes": pmtu.black_holes,
         }
 
     # --- input -------------------------------------------------------------------------------
@@ -966,7 +980,7 @@ class Tunnel:
             for packet in acked:
                 self._on_packet_acked(packet)
             pmtu = self._pmtu
-            if self._mds > pmtu.base:
+            if pmtu is not None and self._mds > pmtu.base:
                 base = pmtu.base
                 for packet in reversed(acked):  # the newest big packet (usually the last)
                     if packet.size > base:
@@ -997,7 +1011,10 @@ class Tunnel:
                 self._accepting.append(meta[1])
             elif tag == _M_PMTU_PROBE:
                 now = self._last_received
-                if self._pmtu.on_probe_acked(packet.pn, meta[1], packet.time_sent, now):
+                pmtu = self._pmtu
+                if pmtu is not None and pmtu.on_probe_acked(
+                    packet.pn, meta[1], packet.time_sent, now
+                ):
                     self._set_datagram_size(now)
 
     def _announce_accepted(self) -> None:
@@ -1014,12 +1031,14 @@ class Tunnel:
                 self._trace(now, "recovery:packet_lost", {"pn": packet.pn})
         self._requeue(lost)
         pmtu = self._pmtu
+        if pmtu is None:
+            self.packets_lost += len(lost)
+            return
         probes = 0
-        if pmtu.probes_sent:
-            for packet in lost:
-                if packet.probe:  # counted by the path MTU search, not as a loss of data
-                    probes += 1
-                    pmtu.on_probe_lost(packet.pn, now)
+        for packet in lost:
+            if packet.probe:  # counted by the path MTU search, not as a loss of data
+                probes += 1
+                pmtu.on_probe_lost(packet.pn, now)
         self.packets_lost += len(lost) - probes
         if self._mds > pmtu.base:
             # RFC 8899 §4.3: big packets lost over a persistent-congestion period while none
@@ -1459,11 +1478,15 @@ class Tunnel:
             and (self._key_section is None or not self.is_client)  # client: the server answered
         ):
             self._pmtu_watch = False
-            self._pmtu.start(now)
+            config = self.config
+            pmtu = self._pmtu = PathMtu(config.max_datagram_size, config.max_probed_datagram_size)
+            pmtu.start(now)
 
     def _set_datagram_size(self, now: float) -> None:
         """Follow the path MTU's size: packets, congestion control and pacing."""
-        old, new = self._mds, self._pmtu.size
+        pmtu = self._pmtu
+        old = self._mds
+        new = pmtu.size if pmtu is not None else self.config.max_datagram_size
         if new == old:
             return
         self._mds = new
@@ -1475,19 +1498,21 @@ class Tunnel:
             self._trace(
                 now,
                 "connectivity:mtu_updated",
-                {"old": old, "new": new, "done": self._pmtu.state != SEARCHING},
+                {"old": old, "new": new, "done": pmtu is None or pmtu.state != SEARCHING},
             )
 
     def _pmtu_reset(self, now: float) -> None:
         """A new path: the base size until probing proves more."""
-        self._pmtu.reset(now)
-        self._set_datagram_size(now)
+        if self._pmtu is not None:
+            self._pmtu.reset(now)
+            self._set_datagram_size(now)
 
     def _on_black_hole(self, now: float) -> None:
         """Packets above the base size stopped getting through: back to the base. What is in
         flight in bigger packets is taken as lost (it goes again, in packets of the base size)
         without a congestion signal: the path dropped it for its size, not for the load."""
         pmtu = self._pmtu
+        assert pmtu is not None  # (only called above the base size)
         pto = self.recovery.rtt.pto_base() + self.config.max_ack_delay
         pmtu.on_black_hole(now, pto)
         dropped = self.recovery.discard_larger_than(pmtu.base)
@@ -1499,9 +1524,9 @@ class Tunnel:
         """The local interface refused a datagram of ``size`` bytes (EMSGSIZE). A probe: that
         size is abandoned at once. A packet of the current size (the interface shrank): the
         base size, as for a black hole."""
-        if self.state != OPEN:
-            return
         pmtu = self._pmtu
+        if self.state != OPEN or pmtu is None:
+            return
         pn = pmtu.probe_pn
         if pn is not None and pmtu.on_too_big(size, now):
             self.recovery.discard(pn)
@@ -1525,10 +1550,11 @@ class Tunnel:
         if self._pacer_wake is not None and self._pacer_wake < deadline:
             deadline = self._pacer_wake
         pmtu = self._pmtu
-        if pmtu.probe_deadline is not None and pmtu.probe_deadline < deadline:
-            deadline = pmtu.probe_deadline
-        if pmtu.next_probe_at is not None and pmtu.next_probe_at < deadline:
-            deadline = pmtu.next_probe_at
+        if pmtu is not None:
+            if pmtu.probe_deadline is not None and pmtu.probe_deadline < deadline:
+                deadline = pmtu.probe_deadline
+            if pmtu.next_probe_at is not None and pmtu.next_probe_at < deadline:
+                deadline = pmtu.next_probe_at
         keepalive = self.config.keepalive_interval
         if keepalive is not None and self._last_sent + keepalive < deadline:
             deadline = self._last_sent + keepalive
@@ -1575,7 +1601,7 @@ class Tunnel:
             if lost:
                 self._on_packets_lost(lost, now)
             if probes:
-                if self.recovery.pto_count >= 2 and self._mds > self._pmtu.base:
+                if self.recovery.pto_count >= 2 and self._mds > self.config.max_datagram_size:
                     # Two PTOs in a row and nothing acknowledged: if big packets no longer get
                     # through, only smaller PTO probes can (RFC 8899 §4.3). Fall back to the
                     # base; a false alarm costs one more search.
@@ -1584,20 +1610,8 @@ class Tunnel:
                 self._requeue_for_probe()
             self._update_pacer()
         pmtu = self._pmtu
-        deadline = pmtu.probe_deadline
-        if deadline is not None and now >= deadline and pmtu.probe_pn is not None:
-            # The probe arms no PTO; it is lost one PTO after the last ack-eliciting packet
-            # (as the PTO would say). While later packets go out, acknowledgements of them
-            # decide (packet and time thresholds), with the RTT of the moment.
-            later = self._last_sent + self.recovery.rtt.pto_base() + self.config.max_ack_delay
-            if later > now:
-                pmtu.probe_deadline = later
-            else:
-                pn = pmtu.probe_pn
-                self.recovery.discard(pn)
-                pmtu.on_probe_lost(pn, now)
-        if pmtu.next_probe_at is not None and now >= pmtu.next_probe_at:
-            pmtu.on_timer(now)
+        if pmtu is not None:
+            self._pmtu_timers(pmtu, now)
         keepalive = self.config.keepalive_interval
         if keepalive is not None and now >= self._last_sent + keepalive:
             self._probes = max(self._probes, 1)
@@ -1611,6 +1625,22 @@ class Tunnel:
             self._maybe_rekey(now)
         if self._pacer_wake is not None and now >= self._pacer_wake:
             self._pacer_wake = None
+
+    def _pmtu_timers(self, pmtu: PathMtu, now: float) -> None:
+        deadline = pmtu.probe_deadline
+        pn = pmtu.probe_pn
+        if deadline is not None and now >= deadline and pn is not None:
+            # The probe arms no PTO; it is lost one PTO after the last ack-eliciting packet
+            # (as the PTO would say). While later packets go out, acknowledgements of them
+            # decide (packet and time thresholds), with the RTT of the moment.
+            later = self._last_sent + self.recovery.rtt.pto_base() + self.config.max_ack_delay
+            if later > now:
+                pmtu.probe_deadline = later
+            else:
+                self.recovery.discard(pn)
+                pmtu.on_probe_lost(pn, now)
+        if pmtu.next_probe_at is not None and now >= pmtu.next_probe_at:
+            pmtu.on_timer(now)
 
     def _requeue_for_probe(self) -> None:
         """A PTO fired: make sure the probe carries something useful (oldest unacked data)."""
@@ -1645,7 +1675,8 @@ class Tunnel:
         if self._path_out:
             out.extend((packet, self._path_candidate) for packet in self._path_out)
             self._path_out.clear()
-        probe = self._probe_packet(now) if self._pmtu.probe_due else None
+        pmtu = self._pmtu
+        probe = self._probe_packet(pmtu, now) if pmtu is not None and pmtu.probe_due else None
         while True:
             packet = self._build_packet(now)
             if packet is None:
@@ -1754,11 +1785,10 @@ class Tunnel:
             self._probes -= 1
         return self._seal_payload(header, parts, now, eliciting, meta)
 
-    def _probe_packet(self, now: float) -> bytes | None:
+    def _probe_packet(self, pmtu: PathMtu, now: float) -> bytes | None:
         """A path MTU probe, if congestion control and pacing let one go now: an ack-eliciting
         packet of exactly the probe size (PING, then PADDING). While the window has no room
         for it, data waits too (``_pmtu_hold``), or a busy sender would never leave enough."""
-        pmtu = self._pmtu
         size = pmtu.probe_size()
         if size is None:
             return None
