@@ -495,7 +495,7 @@ def decode_frame(payload: bytes, pos: int) -> tuple[Frame, int]:
             frame = Close(code, reason)
         elif ftype == C.FRAME_DATAGRAM:
             cid, pos = read_varint(payload, pos)
-            data, pos = _read_bytes(payload, pos, C.MAX_DATAGRAM_SIZE)
+            data, pos = _read_bytes(payload, pos, C.MAX_DATAGRAM_DATA)
             frame = Datagram(cid, data)
         elif ftype == C.FRAME_BLOCKED:
             limit, pos = read_varint(payload, pos)
