@@ -22,21 +22,27 @@ import minimalt
 _COUNT = common.COUNT
 
 
+def datagram_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The default (path MTU probing from the 1200-byte base), or a fixed datagram size: a
+    forced size means no probing, so that the figure is for that size and no other."""
+    if args.datagram_size is None:
+        return {}
+    return {"max_datagram_size": args.datagram_size, "pmtu_probing": False}
+
+
 def server_config(args: argparse.Namespace) -> minimalt.EndpointConfig:
     return minimalt.EndpointConfig(
         idle_timeout=args.idle_timeout,
         # One source address (loopback) opens every tunnel of the benchmark.
         max_tunnels_per_source=1_000_000,
         max_tunnels=1_000_000,
-        max_datagram_size=args.datagram_size,
         puzzle_threshold=None if args.no_puzzles else minimalt.EndpointConfig.puzzle_threshold,
+        **datagram_settings(args),
     )
 
 
 def client_config(args: argparse.Namespace) -> minimalt.EndpointConfig:
-    return minimalt.EndpointConfig(
-        idle_timeout=args.idle_timeout, max_datagram_size=args.datagram_size
-    )
+    return minimalt.EndpointConfig(idle_timeout=args.idle_timeout, **datagram_settings(args))
 
 
 async def sink(conn: minimalt.Connection) -> None:
@@ -127,6 +133,7 @@ def _short(stats: Any) -> Any:
         "bytes_sent",
         "lost",
         "packets_retransmitted",
+        "datagram_size",
     )
     return {k: v for k, v in stats.items() if k in keys}
 
@@ -206,8 +213,9 @@ def main() -> None:
     parser.add_argument(
         "--datagram-size",
         type=int,
-        default=1200,
-        help="largest UDP payload sent (the protocol's default: 1200)",
+        default=None,
+        help="send datagrams of this size at most, with no path MTU probing (default: probe "
+        "from the protocol's 1200-byte base up to what the path carries)",
     )
     parser.add_argument("--record")
     parser.add_argument("--test", choices=["bulk", "rr", "hold"])

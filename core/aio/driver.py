@@ -18,6 +18,12 @@ cuts the run into ordinary datagrams, so the peer sees no difference. Off with t
 variable ``MINIMALT_GSO=0`` or ``EndpointDriver.use_gso = False``; off by itself where the
 kernel refuses it (then each datagram goes through ``transport.sendto`` as before).
 
+Path MTU probing (RFC 8899; the core decides what to probe): the socket gets the IP
+Don't-Fragment bit, so that a probe is only acknowledged if the path carried it whole; where
+that cannot be set, the endpoint does not probe. A probe (a ``ProbeDatagram``) is sent on its
+own, never in a GSO run, and a local EMSGSIZE for it goes back to the core, which then
+abandons that size at once.
+
 Time: ``now`` is always ``time.monotonic()``, never ``loop.time()`` (uvloop's ticks in whole
 milliseconds, which would ruin RTT samples and pacing on loopback, DESIGN §16).
 """
@@ -56,6 +62,7 @@ from ..proto.events import (
 )
 from ..proto.events import ConnectionRefused as ConnectionRefusedEvent
 from ..proto.events import ConnectionReset as ConnectionResetEvent
+from ..proto.packet import ProbeDatagram
 from ..proto.records import ServerRecord
 from ..proto.tunnel import OPEN, Tunnel
 from .connection import Connection
@@ -90,9 +97,55 @@ GSO_MAX_SEGMENTS = 64
 #: At most this many bytes per call: one IPv4 datagram's payload limit (65,507), with room.
 GSO_MAX_BYTES = 65000
 #: ``sendmsg`` failing with these means the socket or device cannot segment: stop trying.
-_GSO_UNSUPPORTED = frozenset(
-    {errno.EINVAL, errno.EIO, errno.EOPNOTSUPP, errno.ENOPROTOOPT, errno.EMSGSIZE}
-)
+#: (Not EMSGSIZE: runs stay far below the 64 KiB a GSO call may carry, so it says that a
+#: datagram is too big for the interface, which ``sendto`` then reports datagram by datagram.)
+_GSO_UNSUPPORTED = frozenset({errno.EINVAL, errno.EIO, errno.EOPNOTSUPP, errno.ENOPROTOOPT})
+
+# --- Don't-Fragment (path MTU probing) ----------------------------------------------------------
+# Linux: IP_MTU_DISCOVER / IPV6_MTU_DISCOVER = *_PMTUDISC_PROBE sets DF and sends up to the
+# interface's MTU whatever the kernel's path MTU cache says (probing is ours; a cached or forged
+# ICMP figure must not stop it). Python 3.11 does not name these; the values are Linux's ABI.
+_IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
+_IP_PMTUDISC_PROBE = getattr(socket, "IP_PMTUDISC_PROBE", 3)
+_IPV6_MTU_DISCOVER = getattr(socket, "IPV6_MTU_DISCOVER", 23)
+_IPV6_PMTUDISC_PROBE = getattr(socket, "IPV6_PMTUDISC_PROBE", 3)
+
+
+def set_dont_fragment(sock: Any) -> bool:
+    """Set the IP Don't-Fragment bit on the UDP socket ``sock``; False where it cannot be set.
+
+    Path MTU probing needs it: a probe the network fragments and reassembles would be
+    acknowledged although the path does not carry a datagram that big, and every packet of
+    that size would then be fragmented (or lost) for good."""
+    try:
+        family = sock.family
+        if sys.platform.startswith("linux"):
+            if family == socket.AF_INET:
+                sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_PROBE)
+                return True
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, _IPV6_PMTUDISC_PROBE)
+                try:  # IPv4-mapped peers of a dual-stack socket
+                    sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_PROBE)
+                except OSError:
+                    pass
+                return True
+            return False
+        # BSD, macOS (IP_DONTFRAG) and Windows (IP_DONTFRAGMENT), where Python names them.
+        if family == socket.AF_INET:
+            option = getattr(socket, "IP_DONTFRAG", None) or getattr(
+                socket, "IP_DONTFRAGMENT", None
+            )
+            if option is None:
+                return False
+            sock.setsockopt(socket.IPPROTO_IP, option, 1)
+            return True
+        if family == socket.AF_INET6 and hasattr(socket, "IPV6_DONTFRAG"):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_DONTFRAG, 1)
+            return True
+    except (OSError, AttributeError, ValueError):
+        pass
+    return False
 
 
 class _TunnelState:
@@ -168,6 +221,8 @@ class EndpointDriver(asyncio.DatagramProtocol):
         self._sendmsg: Callable[..., int] | None = None
         self._gso_sock: socket.socket | None = None  # the dup we own and close, if any
         self._gso_cmsg: dict[int, list[tuple[int, int, bytes]]] = {}
+        self._probes_seen = 0  # the endpoint's pmtu_probes_sent at the last flush
+        self._probe_in_send: tuple[bytes, Any] | None = None  # for error_received
         self._receive = endpoint.receive_datagram
         # Typed Any: the dispatch below tests ``type(event) is X`` (faster than isinstance).
         self._next_event: Callable[[], Any] = endpoint.next_event
@@ -218,6 +273,11 @@ class EndpointDriver(asyncio.DatagramProtocol):
         self._close_gso()  # (rebind: a new transport)
         if sock is not None and self.use_gso:
             self._open_gso(sock)
+        if self.endpoint.config.pmtu_probing and (sock is None or not set_dont_fragment(sock)):
+            self.endpoint.pmtu_probing = False
+            logger.debug(
+                "minimalt endpoint %s: no Don't-Fragment bit, no PMTU probing", self.sockname
+            )
 
     def _open_gso(self, sock: Any) -> None:
         """Find a ``sendmsg`` on the transport's socket and check the kernel knows GSO."""
@@ -254,6 +314,13 @@ class EndpointDriver(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (port unreachable, ...) surface here on some platforms. The tunnel's own
         # timers decide when a peer is gone; one ICMP message is not proof enough.
+        sending = self._probe_in_send
+        if sending is not None and getattr(exc, "errno", None) == errno.EMSGSIZE:
+            # A path MTU probe bigger than the interface carries: the core drops that size.
+            self._probe_in_send = None
+            self.endpoint.datagram_too_big(sending[0], sending[1], monotonic())
+            self.schedule_flush()
+            return
         logger.debug("minimalt endpoint %s: socket error %s", self.sockname, exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -296,12 +363,24 @@ class EndpointDriver(asyncio.DatagramProtocol):
         if self.closing:
             for conn in list(self.closing):
                 conn._check_send_done()
-        datagrams = self.endpoint.datagrams_to_send(monotonic())
+        endpoint = self.endpoint
+        datagrams = endpoint.datagrams_to_send(monotonic())
+        probes: list[tuple[bytes, Any]] = []
+        if endpoint.pmtu_probes_sent != self._probes_seen:  # rare: path MTU probes among them
+            self._probes_seen = endpoint.pmtu_probes_sent
+            probes = [item for item in datagrams if type(item[0]) is ProbeDatagram]
+            datagrams = [item for item in datagrams if type(item[0]) is not ProbeDatagram]
         if self._sendmsg is not None and len(datagrams) > 1:
             self._send_gso(datagrams)
         else:
             for data, addr in datagrams:
                 sendto(data, addr)
+        for data, addr in probes:  # each on its own, so that an EMSGSIZE names it
+            self._probe_in_send = (data, addr)
+            try:
+                sendto(data, addr)
+            finally:
+                self._probe_in_send = None
         self._process_events()
         self._arm_timer()
 

@@ -17,8 +17,20 @@ class EndpointConfig:
     services: set[str] = field(default_factory=set)
     #: Name of the congestion controller (see ``minimalt.proto.congestion``).
     congestion_control: str = "newreno"
-    #: Largest UDP payload we send.
+    #: The base datagram size: the largest UDP payload we send until path MTU probing has
+    #: proven more (always for the first flight, before the tunnel is confirmed and after a
+    #: black hole), and the only one with ``pmtu_probing`` off. Every path carries 1200 bytes.
     max_datagram_size: int = C.MAX_DATAGRAM_SIZE
+    #: Probe the path for bigger datagrams (RFC 8899 DPLPMTUD, docs/protocol.md §10.3) once a
+    #: tunnel has bulk data to send. The runtime turns it off where it cannot set the IP
+    #: Don't-Fragment bit (a fragmented probe would prove nothing).
+    pmtu_probing: bool = True
+    #: Largest datagram probing tries. 16384 by default: on loopback (MTU 65536) throughput
+    #: stops growing there (the per-byte costs, encryption and copies, take over from the
+    #: per-packet ones, and a lost datagram costs more), while jumbo-frame paths (8972) are
+    #: within reach and an Ethernet path stops the search at 1472 after one failed size. At
+    #: most 65527 (the largest UDP payload); at or below ``max_datagram_size``, no probing.
+    max_probed_datagram_size: int = C.DEFAULT_MAX_PROBED_DATAGRAM_SIZE
     #: Flow-control window we grant each connection, and the whole tunnel.
     connection_window: int = C.DEFAULT_CONN_WINDOW
     tunnel_window: int = C.DEFAULT_TUNNEL_WINDOW
@@ -59,8 +71,16 @@ class EndpointConfig:
     max_puzzle_difficulty: int = 22
 
     def __post_init__(self) -> None:
-        if self.max_datagram_size < 1200:
-            raise ValueError("max_datagram_size must be at least 1200 bytes")
+        if not 1200 <= self.max_datagram_size <= C.MAX_UDP_PAYLOAD:
+            raise ValueError(
+                f"max_datagram_size must be 1200 to {C.MAX_UDP_PAYLOAD} bytes, "
+                f"not {self.max_datagram_size}"
+            )
+        if not 1200 <= self.max_probed_datagram_size <= C.MAX_UDP_PAYLOAD:
+            raise ValueError(
+                f"max_probed_datagram_size must be 1200 to {C.MAX_UDP_PAYLOAD} bytes, "
+                f"not {self.max_probed_datagram_size}"
+            )
         if self.connection_window < C.INITIAL_CONN_WINDOW:
             raise ValueError(f"connection_window must be at least {C.INITIAL_CONN_WINDOW}")
         if self.tunnel_window < C.INITIAL_TUNNEL_WINDOW:

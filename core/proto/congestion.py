@@ -62,6 +62,10 @@ class CongestionController(abc.ABC):
     )
 
     def __init__(self, max_datagram_size: int = MAX_DATAGRAM_SIZE) -> None:
+        self._set_sizes(max_datagram_size)
+        self.reset()
+
+    def _set_sizes(self, max_datagram_size: int) -> None:
         if max_datagram_size <= 0:
             raise ValueError(f"max_datagram_size must be positive, not {max_datagram_size}")
         self.max_datagram_size = max_datagram_size
@@ -69,7 +73,6 @@ class CongestionController(abc.ABC):
             K_INITIAL_WINDOW_PACKETS * max_datagram_size, max(14720, 2 * max_datagram_size)
         )
         self.minimum_window = K_MINIMUM_WINDOW_PACKETS * max_datagram_size
-        self.reset()
 
     def reset(self) -> None:
         """Back to the initial window (a new path)."""
@@ -77,6 +80,14 @@ class CongestionController(abc.ABC):
         self.ssthresh: int | None = None
         self.recovery_start_time: float | None = None
         self.app_limited = False
+
+    def set_max_datagram_size(self, max_datagram_size: int) -> None:
+        """The path's datagram size changed (PMTU discovery): the window stays in bytes, the
+        initial and minimum windows follow the new size (RFC 9002 §7.2), and the window is
+        raised to the new minimum if below it, so that a full-size packet can always go."""
+        self._set_sizes(max_datagram_size)
+        if self.cwnd < self.minimum_window:
+            self.cwnd = self.minimum_window
 
     def in_recovery(self, sent_time: float) -> bool:
         """Whether a packet sent at ``sent_time`` belongs to the current recovery period."""
@@ -263,6 +274,14 @@ class Cubic(CongestionController):
         self._epoch_start = None
         self._reset_w_max = True
 
+    def set_max_datagram_size(self, max_datagram_size: int) -> None:
+        super().set_max_datagram_size(max_datagram_size)
+        if self._cwnd < self.cwnd:
+            self._cwnd = float(self.cwnd)
+        # W_cubic counts segments of max_datagram_size: K must be recomputed for the new size,
+        # so the current epoch ends here (the next ack starts one from the current window).
+        self._epoch_start = None
+
 
 CongestionFactory = Callable[[int], CongestionController]
 
@@ -317,6 +336,11 @@ class Pacer:
             K_INITIAL_RTT,
             rtt_sampled=False,
         )
+
+    def set_max_datagram_size(self, max_datagram_size: int) -> None:
+        """The path's datagram size changed (PMTU discovery): bursts are counted in it."""
+        self.max_datagram_size = max_datagram_size
+        self.burst = PACING_BURST_PACKETS * max_datagram_size
 
     def update_rate(self, cwnd: int, smoothed_rtt: float, *, rtt_sampled: bool = True) -> None:
         """Follow the congestion window; pass ``rtt_sampled=False`` while ``smoothed_rtt`` is

@@ -43,10 +43,25 @@ SERVER_NONCE_PARITY = 0  # server nonces are even
 MAX_NONCE = (1 << 64) - 2  # nonces never wrap: a tunnel closes (or rekeys) before this
 
 # --- Sizes -------------------------------------------------------------------------------------
-MAX_DATAGRAM_SIZE = 1200  # every packet fits a 1200-byte UDP payload (no PMTU discovery yet)
+MAX_DATAGRAM_SIZE = 1200  # the base size: every path carries it; PMTU probing may go higher
 MIN_FIRST_PACKET_SIZE = 1200  # clients pad packets carrying their ephemeral key to this size
+MAX_UDP_PAYLOAD = 65527  # the largest UDP payload (IPv6); every receiver accepts up to this
+MAX_DATAGRAM_DATA = 1200  # data of one DATAGRAM frame (a wire limit, whatever the packet size)
 MAX_SERVICE_NAME = 255
 MAX_REASON_SIZE = 512
+
+# --- Path MTU discovery (docs/protocol.md §10.3; RFC 8899 DPLPMTUD) --------------------------
+DEFAULT_MAX_PROBED_DATAGRAM_SIZE = 16384  # default upper bound of the search (see config.py)
+PMTU_MAX_PROBES = 3  # RFC 8899 MAX_PROBES: tries of one size before it is taken as too big
+PMTU_RAISE_TIMER = 600.0  # RFC 8899 PMTU_RAISE_TIMER: search upward again after this long
+# Sizes tried in turn (UDP payloads): IPv6 and IPv4 over a 1500-byte Ethernet MTU, over
+# 9000-byte jumbo frames, then sizes for loopback and virtual links; the configured bound is
+# tried too. Paths almost always carry one of these.
+PMTU_SEARCH_LADDER = (1452, 1472, 8952, 8972, 16384, 32768, 65507, MAX_UDP_PAYLOAD)
+# When a size fails and the gap down to the largest acknowledged size is at most this wide
+# (1200 -> 1452: tunnels, PPPoE, VPNs), the gap is halved until it is PMTU_SEARCH_GRANULARITY.
+PMTU_REFINE_SPAN = 512
+PMTU_SEARCH_GRANULARITY = 32
 
 # --- Frame types (docs/protocol.md §4) ---------------------------------------------------------
 FRAME_PADDING = 0x00

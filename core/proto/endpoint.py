@@ -76,6 +76,12 @@ class Endpoint:
         self.drops: dict[str, int] = {}
         self.datagrams_received = 0
         self.datagrams_sent = 0
+        #: Path MTU probing allowed (``config.pmtu_probing``, unless the driver cannot set the
+        #: IP Don't-Fragment bit on its socket: it clears this before any tunnel starts).
+        self.pmtu_probing = self.config.pmtu_probing
+        #: Path MTU probes handed out so far (a driver sees at a glance whether a batch of
+        #: ``datagrams_to_send`` holds one: a ``ProbeDatagram``, to be sent on its own).
+        self.pmtu_probes_sent = 0
         self._clock_skew_ms: dict[bytes, int] = {}  # per server identity, learnt from HelloAck
         self._superseded: dict[bytes, ServerRecord] = {}  # old server key id -> newer record
         self._verified: set[bytes] = set()  # records (as bytes) whose signature checked out
@@ -207,6 +213,21 @@ class Endpoint:
             self._count("unknown_tunnel")
             return
         self._dirty[tunnel] = None  # rescheduled by datagrams_to_send or get_timer
+
+    def datagram_too_big(self, data: bytes, addr: Any, now: float) -> None:
+        """The driver could not send ``data`` (one of ours) to ``addr``: the local interface
+        refused its size (EMSGSIZE). A path MTU probe's size is abandoned at once; a packet of
+        the tunnel's current size sends it back to the base size."""
+        if len(data) < C.HEADER_SIZE:
+            return
+        (raw_tid,) = struct.unpack_from(">Q", data, 0)
+        tid = raw_tid & C.TID_MASK
+        tunnel = self.tunnels.get(tid) or self._aliases.get(tid)
+        if tunnel is None:
+            return
+        tunnel.datagram_too_big(len(data), now)
+        self._touch(tunnel)
+        self._reschedule(tunnel)
 
     def _accept(self, header: Any, data: bytes, addr: Any, now: float) -> Tunnel | None:
         """A first packet for an unknown TID: authenticate it before allocating anything."""

@@ -505,7 +505,7 @@ def _decode_close(payload: bytes, pos: int) -> tuple[Close, int]:
 
 def _decode_datagram(payload: bytes, pos: int) -> tuple[Datagram, int]:
     cid, pos = read_varint(payload, pos)
-    data, pos = _read_bytes(payload, pos, C.MAX_DATAGRAM_SIZE)
+    data, pos = _read_bytes(payload, pos, C.MAX_DATAGRAM_DATA)
     return Datagram(cid, data), pos
 
 

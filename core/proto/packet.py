@@ -25,6 +25,14 @@ from . import constants as C
 _HEADER = struct.Struct(">QQ")
 
 
+class ProbeDatagram(bytes):
+    """A path MTU probe, as ``datagrams_to_send`` hands it out: ordinary bytes to anyone
+    who just sends it. A socket driver sends it on its own (never in a GSO run) and reports a
+    local EMSGSIZE with ``Endpoint.datagram_too_big``, so the size is abandoned at once."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Header:
     """The clear part of a packet, parsed. ``box_offset`` is where the box starts."""

@@ -48,6 +48,9 @@ class SentPacket:
     ack_eliciting: bool
     in_flight: bool  # counts toward bytes_in_flight and congestion control
     frames: list  # opaque here: what the tunnel re-queues when the packet is lost
+    # A PMTU probe: in flight, but its loss is no congestion signal (RFC 9000 §14.4). It is
+    # sent as not ack-eliciting, so that it arms no PTO either: the tunnel times it out.
+    probe: bool = False
 
 
 class RttEstimator:
@@ -295,6 +298,32 @@ class LossRecovery:
         self.congestion.reset()
         return in_flight
 
+    def discard(self, pn: int) -> SentPacket | None:
+        """Forget packet ``pn`` if it is still outstanding (the tunnel gave it up: a PMTU probe
+        past its deadline), with no congestion signal. Returns it, or None."""
+        packet = self._sent.pop(pn, None)
+        if packet is not None:
+            self._forget([packet])
+        return packet
+
+    def discard_larger_than(self, size: int) -> list[SentPacket]:
+        """Forget every outstanding packet bigger than ``size`` bytes, with no congestion
+        signal: a black hole swallows them, whatever the load. Returns them."""
+        sent = self._sent
+        dropped = [packet for packet in sent.values() if packet.size > size]
+        for packet in dropped:
+            del sent[packet.pn]
+        self._forget(dropped)
+        return dropped
+
+    def _forget(self, packets: list[SentPacket]) -> None:
+        for packet in packets:
+            if packet.in_flight:
+                self.bytes_in_flight -= packet.size
+                self._in_flight_count -= 1
+            if packet.ack_eliciting:
+                self._ack_eliciting_outstanding -= 1
+
     def drop_all(self) -> list[SentPacket]:
         """Forget every sent packet (tunnel closing); returns those that were in flight."""
         in_flight = [packet for packet in self._sent.values() if packet.in_flight]
@@ -385,10 +414,12 @@ class LossRecovery:
         return lost
 
     def _on_packets_lost(self, lost: list[SentPacket], now: float) -> None:
-        """RFC 9002 A.11 / B.8: one congestion event, then the persistent-congestion check."""
+        """RFC 9002 A.11 / B.8: one congestion event, then the persistent-congestion check.
+        PMTU probes count for neither; a lost probe does not end a run of lost packets (it is
+        not acknowledged either)."""
         newest_lost_time: float | None = None
         for packet in reversed(lost):
-            if packet.in_flight:
+            if packet.in_flight and not packet.probe:  # a lost PMTU probe is no congestion
                 newest_lost_time = packet.time_sent
                 break
         if newest_lost_time is None:

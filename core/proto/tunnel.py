@@ -66,11 +66,12 @@ from .frames import (
     stream_header,
     stream_overhead,
 )
-from .packet import Header, build_header
+from .packet import Header, ProbeDatagram, build_header
+from .pmtud import BASE, DISABLED, SEARCHING, PathMtu
 from .puzzle import solve
 from .rangeset import RangeSet
 from .records import RecordError, ServerRecord
-from .recovery import LossRecovery, SentPacket
+from .recovery import K_PERSISTENT_CONGESTION_THRESHOLD, LossRecovery, SentPacket
 from .replay import ReplayWindow
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ _M_TUNNEL_WINDOW = 4  # (tag,)
 _M_CREATE = 5  # (tag, cid)
 _M_MAX_CONNS = 6  # (tag,)
 _M_HELLO = 7  # (tag,): a client first-flight packet
+_M_PMTU_PROBE = 8  # (tag, size): a path MTU probe (nothing to resend if lost)
 
 _AEAD_OVERHEAD = C.BOX_TAG_SIZE
 _MAX_STREAM_OFFSET = (1 << 62) - 1
@@ -102,6 +104,9 @@ _MIN_UNVALIDATED_PACKET = C.HEADER_SIZE + C.DIVERSIFIER_SIZE + _AEAD_OVERHEAD + 
 # it got the refusal (by acknowledging a server packet).
 _EARLY_APPLICATION_FRAMES = frozenset({Create, Reset, Datagram, MaxConnData})
 _PING = b"\x01"
+# A packet with at most this much room left was filled: the sender has bulk data, and path MTU
+# probing (which small exchanges never repay) may start.
+_FULL_PACKET_SLACK = 24
 
 
 class Tunnel:
@@ -136,6 +141,7 @@ class Tunnel:
         "_largest_recv_pn",
         "_largest_recv_time",
         "_last_received",
+        "_mds",
         "_last_sent",
         "_last_stream_data",
         "_waiting_pings",
@@ -161,6 +167,9 @@ class Tunnel:
         "_peer_max_conns",
         "_peer_max_data",
         "_peer_open",
+        "_pmtu",
+        "_pmtu_hold",
+        "_pmtu_watch",
         "_probes",
         "_puzzle_answer",
         "_puzzles_solved",
@@ -258,6 +267,18 @@ class Tunnel:
         self._largest_recv_pn = -1
         self._largest_recv_time = 0.0
         self._ack_immediately = False
+
+        # Path MTU discovery: the largest datagram we send now (the base size until probing
+        # proves more); whether a filled packet should start probing; the search, made when it
+        # starts (most tunnels never fill a packet: they need not carry it).
+        self._mds = config.max_datagram_size
+        self._pmtu_watch = (
+            config.pmtu_probing
+            and endpoint.pmtu_probing
+            and config.max_probed_datagram_size > config.max_datagram_size
+        )
+        self._pmtu: PathMtu | None = None
+        self._pmtu_hold = False  # a probe is waiting for room in the window: data waits too
 
         # Loss recovery, congestion control, pacing.
         self.recovery = LossRecovery(
@@ -533,7 +554,9 @@ class Tunnel:
     def send_datagram(self, cid: int, data: bytes) -> None:
         """An unreliable message on ``cid`` (no retransmission; dropped if it does not fit)."""
         self._check_open()
-        if len(data) > self.config.max_datagram_size - 100:
+        # The base size, not the probed one: a datagram is never re-framed, and the path may
+        # shrink back to the base at any time. The wire caps DATAGRAM data at 1200 bytes too.
+        if len(data) > min(self.config.max_datagram_size - 100, C.MAX_DATAGRAM_DATA):
             raise LocalProtocolError("datagram larger than a packet")
         self._datagrams.append(encode_frame(Datagram(cid, bytes(data))))
         if len(self._datagrams) > 1024:  # unreliable: drop the oldest rather than grow
@@ -569,6 +592,8 @@ class Tunnel:
             "cwnd": cc.cwnd,
             "ssthresh": cc.ssthresh,
             "congestion_control": cc.name,
+            "datagram_size": self._mds,
+            "pmtu": self._pmtu_stats(),
             "bytes_in_flight": self.recovery.bytes_in_flight,
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
@@ -578,6 +603,26 @@ class Tunnel:
             "packets_retransmitted": self.packets_retransmitted,
             "connections": len(self.connections),
             "drops": dict(self.drops),
+        }
+
+    def _pmtu_stats(self) -> dict[str, Any]:
+        pmtu = self._pmtu
+        if pmtu is None:
+            return {
+                "state": BASE if self._pmtu_watch else DISABLED,
+                "base": self.config.max_datagram_size,
+                "maximum": self.config.max_probed_datagram_size,
+                "probes_sent": 0,
+                "probes_lost": 0,
+                "black_holes": 0,
+            }
+        return {
+            "state": pmtu.state,
+            "base": pmtu.base,
+            "maximum": pmtu.maximum,
+            "probes_sent": pmtu.probes_sent,
+            "probes_lost": pmtu.probes_lost,
+            "black_holes": pmtu.black_holes,
         }
 
     # --- input -------------------------------------------------------------------------------
@@ -955,8 +1000,15 @@ class Tunnel:
         if acked:
             for packet in acked:
                 self._on_packet_acked(packet)
+            pmtu = self._pmtu
+            if pmtu is not None and self._mds > pmtu.base:
+                base = pmtu.base
+                for packet in reversed(acked):  # the newest big packet (usually the last)
+                    if packet.size > base:
+                        pmtu.on_large_acked(packet.time_sent)
+                        break
         if lost:
-            self._on_packets_lost(lost)
+            self._on_packets_lost(lost, now)
         self._update_pacer()
         if self._rekey_wanted:
             self._maybe_rekey(now)
@@ -978,6 +1030,13 @@ class Tunnel:
                 # The peer got our Create. A refusal would come in this very packet, after its
                 # ACK: decide once the whole packet is processed.
                 self._accepting.append(meta[1])
+            elif tag == _M_PMTU_PROBE:
+                now = self._last_received
+                pmtu = self._pmtu
+                if pmtu is not None and pmtu.on_probe_acked(
+                    packet.pn, meta[1], packet.time_sent, now
+                ):
+                    self._set_datagram_size(now)
 
     def _announce_accepted(self) -> None:
         for cid in self._accepting:
@@ -987,12 +1046,37 @@ class Tunnel:
                 self.endpoint._events.append(events.ConnectionAccepted(self, cid))
         self._accepting.clear()
 
-    def _on_packets_lost(self, lost: list[SentPacket]) -> None:
-        self.packets_lost += len(lost)
+    def _on_packets_lost(self, lost: list[SentPacket], now: float) -> None:
         if self._trace:
             for packet in lost:
-                self._trace(self._last_received, "recovery:packet_lost", {"pn": packet.pn})
+                self._trace(now, "recovery:packet_lost", {"pn": packet.pn})
         self._requeue(lost)
+        pmtu = self._pmtu
+        if pmtu is None:
+            self.packets_lost += len(lost)
+            return
+        probes = 0
+        for packet in lost:
+            if packet.probe:  # counted by the path MTU search, not as a loss of data
+                probes += 1
+                pmtu.on_probe_lost(packet.pn, now)
+        self.packets_lost += len(lost) - probes
+        if self._mds > pmtu.base:
+            # RFC 8899 §4.3: big packets lost over a persistent-congestion period while none
+            # got through (small ones do, or nothing would be declared lost): a black hole.
+            base = pmtu.base
+            rtt = self.recovery.rtt
+            period = (rtt.pto_base() + self.config.max_ack_delay) * (
+                K_PERSISTENT_CONGESTION_THRESHOLD
+            )
+            for packet in lost:
+                if (
+                    packet.size > base
+                    and not packet.probe
+                    and pmtu.on_large_lost(packet.time_sent, period)
+                ):
+                    self._on_black_hole(now)
+                    break
 
     def _requeue(self, packets: list[SentPacket]) -> None:
         """Queue again what these packets carried (they are lost, or must be resent)."""
@@ -1074,6 +1158,8 @@ class Tunnel:
                 # locations cannot be linked (DESIGN §8).
                 self._rekey_wanted = True
                 self._maybe_rekey(now)
+                # ... and the path is another one: what it carries is to be found again.
+                self._pmtu_reset(now)
         elif kind is NewRecord:
             self._on_new_record(frame.record)
         elif kind is RekeyNow:
@@ -1399,10 +1485,83 @@ class Tunnel:
         self._path_candidate = None
         self.peer = new
         self.address_validated = True
-        # A new path: fresh RTT and congestion state; what was in flight on the old one is
-        # sent again (not a congestion signal).
+        # A new path: the base datagram size until probing proves more (first, so that the
+        # congestion controller restarts from the base size's initial window), fresh RTT and
+        # congestion state; what was in flight on the old one is sent again (not a congestion
+        # signal).
+        self._pmtu_reset(self._last_received)
         self._requeue(self.recovery.on_path_change())
         self.endpoint._events.append(events.TunnelMigrated(self, old, new))
+
+    # --- path MTU ----------------------------------------------------------------------------
+
+    def _maybe_start_pmtu(self, now: float) -> None:
+        """A packet was filled: start probing once the tunnel is confirmed (an authenticated
+        packet from the peer, the first flight over, the client's address proven)."""
+        if not self.endpoint.pmtu_probing:
+            self._pmtu_watch = False  # the driver cannot set the Don't-Fragment bit
+            return
+        if (
+            self.established
+            and self.address_validated
+            and self._peer_has_diversifier  # server: the client switched keys
+            and (self._key_section is None or not self.is_client)  # client: the server answered
+        ):
+            self._pmtu_watch = False
+            config = self.config
+            pmtu = self._pmtu = PathMtu(config.max_datagram_size, config.max_probed_datagram_size)
+            pmtu.start(now)
+
+    def _set_datagram_size(self, now: float) -> None:
+        """Follow the path MTU's size: packets, congestion control and pacing."""
+        pmtu = self._pmtu
+        old = self._mds
+        new = pmtu.size if pmtu is not None else self.config.max_datagram_size
+        if new == old:
+            return
+        self._mds = new
+        self.recovery.congestion.set_max_datagram_size(new)
+        if self.pacer is not None:
+            self.pacer.set_max_datagram_size(new)
+        self._update_pacer()
+        if self._trace:
+            self._trace(
+                now,
+                "connectivity:mtu_updated",
+                {"old": old, "new": new, "done": pmtu is None or pmtu.state != SEARCHING},
+            )
+
+    def _pmtu_reset(self, now: float) -> None:
+        """A new path: the base size until probing proves more."""
+        if self._pmtu is not None:
+            self._pmtu.reset(now)
+            self._set_datagram_size(now)
+
+    def _on_black_hole(self, now: float) -> None:
+        """Packets above the base size stopped getting through: back to the base. What is in
+        flight in bigger packets is taken as lost (it goes again, in packets of the base size)
+        without a congestion signal: the path dropped it for its size, not for the load."""
+        pmtu = self._pmtu
+        assert pmtu is not None  # (only called above the base size)
+        pto = self.recovery.rtt.pto_base() + self.config.max_ack_delay
+        pmtu.on_black_hole(now, pto)
+        dropped = self.recovery.discard_larger_than(pmtu.base)
+        self.packets_lost += len(dropped)
+        self._requeue(dropped)
+        self._set_datagram_size(now)
+
+    def datagram_too_big(self, size: int, now: float) -> None:
+        """The local interface refused a datagram of ``size`` bytes (EMSGSIZE). A probe: that
+        size is abandoned at once. A packet of the current size (the interface shrank): the
+        base size, as for a black hole."""
+        pmtu = self._pmtu
+        if self.state != OPEN or pmtu is None:
+            return
+        pn = pmtu.probe_pn
+        if pn is not None and pmtu.on_too_big(size, now):
+            self.recovery.discard(pn)
+        elif pmtu.base < size <= self._mds:
+            self._on_black_hole(now)
 
     # --- timers ------------------------------------------------------------------------------
 
@@ -1420,6 +1579,12 @@ class Tunnel:
             deadline = self._ack_deadline
         if self._pacer_wake is not None and self._pacer_wake < deadline:
             deadline = self._pacer_wake
+        pmtu = self._pmtu
+        if pmtu is not None:
+            if pmtu.probe_deadline is not None and pmtu.probe_deadline < deadline:
+                deadline = pmtu.probe_deadline
+            if pmtu.next_probe_at is not None and pmtu.next_probe_at < deadline:
+                deadline = pmtu.next_probe_at
         keepalive = self.config.keepalive_interval
         if keepalive is not None and self._last_sent + keepalive < deadline:
             deadline = self._last_sent + keepalive
@@ -1464,11 +1629,19 @@ class Tunnel:
         if loss is not None and now >= loss:
             lost, probes = self.recovery.on_loss_detection_timeout(now)
             if lost:
-                self._on_packets_lost(lost)
+                self._on_packets_lost(lost, now)
             if probes:
+                if self.recovery.pto_count >= 2 and self._mds > self.config.max_datagram_size:
+                    # Two PTOs in a row and nothing acknowledged: if big packets no longer get
+                    # through, only smaller PTO probes can (RFC 8899 §4.3). Fall back to the
+                    # base; a false alarm costs one more search.
+                    self._on_black_hole(now)
                 self._probes = probes
                 self._requeue_for_probe()
             self._update_pacer()
+        pmtu = self._pmtu
+        if pmtu is not None:
+            self._pmtu_timers(pmtu, now)
         keepalive = self.config.keepalive_interval
         if keepalive is not None and now >= self._last_sent + keepalive:
             self._probes = max(self._probes, 1)
@@ -1482,6 +1655,22 @@ class Tunnel:
             self._maybe_rekey(now)
         if self._pacer_wake is not None and now >= self._pacer_wake:
             self._pacer_wake = None
+
+    def _pmtu_timers(self, pmtu: PathMtu, now: float) -> None:
+        deadline = pmtu.probe_deadline
+        pn = pmtu.probe_pn
+        if deadline is not None and now >= deadline and pn is not None:
+            # The probe arms no PTO; it is lost one PTO after the last ack-eliciting packet
+            # (as the PTO would say). While later packets go out, acknowledgements of them
+            # decide (packet and time thresholds), with the RTT of the moment.
+            later = self._last_sent + self.recovery.rtt.pto_base() + self.config.max_ack_delay
+            if later > now:
+                pmtu.probe_deadline = later
+            else:
+                self.recovery.discard(pn)
+                pmtu.on_probe_lost(pn, now)
+        if pmtu.next_probe_at is not None and now >= pmtu.next_probe_at:
+            pmtu.on_timer(now)
 
     def _requeue_for_probe(self) -> None:
         """A PTO fired: make sure the probe carries something useful (oldest unacked data)."""
@@ -1516,11 +1705,16 @@ class Tunnel:
         if self._path_out:
             out.extend((packet, self._path_candidate) for packet in self._path_out)
             self._path_out.clear()
+        pmtu = self._pmtu
+        probe = self._probe_packet(pmtu, now) if pmtu is not None and pmtu.probe_due else None
         while True:
             packet = self._build_packet(now)
             if packet is None:
                 break
             out.append((packet, peer))
+        if probe is not None:
+            out.append((probe, peer))  # last: a driver sends it on its own
+        self._pmtu_hold = False
         # RFC 9002 §7.8: no window growth while the application leaves the window unused.
         congestion = self.recovery.congestion
         congestion.on_app_limited(
@@ -1560,7 +1754,7 @@ class Tunnel:
             header = _PLAIN_HEADER.pack(self.tid, 2 * self._next_pn + self._parity)  # usual
         else:
             header = self._header()
-        mds = self.config.max_datagram_size
+        mds = self._mds
         if not self.address_validated:
             budget = self._unvalidated_received - self._unvalidated_sent
             if budget < _MIN_UNVALIDATED_PACKET:
@@ -1572,8 +1766,9 @@ class Tunnel:
             space -= len(hello)
         recovery = self.recovery
         probe = self._probes > 0
-        # May we send ack-eliciting content now? Congestion window, then pacing.
-        can_send = probe or recovery.can_send(mds)
+        # May we send ack-eliciting content now? Congestion window (unless a path MTU probe is
+        # waiting for room in it), then pacing.
+        can_send = probe or (not self._pmtu_hold and recovery.can_send(mds))
         self._app_limited = False  # stays False if cwnd or the pacer stops us
         if can_send and not probe and self.pacer is not None:
             wake = self.pacer.next_send_time(now)
@@ -1590,6 +1785,8 @@ class Tunnel:
         eliciting = False
         if can_send:
             eliciting, space = self._fill(parts, meta, space)
+            if space <= _FULL_PACKET_SLACK and self._pmtu_watch:
+                self._maybe_start_pmtu(now)
             if hello is not None and (eliciting or self._hello_pending or probe):
                 parts.insert(0, hello)
                 meta.append((_M_HELLO,))
@@ -1617,6 +1814,46 @@ class Tunnel:
         if eliciting and self._probes > 0:
             self._probes -= 1
         return self._seal_payload(header, parts, now, eliciting, meta)
+
+    def _probe_packet(self, pmtu: PathMtu, now: float) -> bytes | None:
+        """A path MTU probe, if congestion control and pacing let one go now: an ack-eliciting
+        packet of exactly the probe size (PING, then PADDING). While the window has no room
+        for it, data waits too (``_pmtu_hold``), or a busy sender would never leave enough."""
+        size = pmtu.probe_size()
+        if size is None:
+            return None
+        recovery = self.recovery
+        if not recovery.can_send(size):
+            # Hold data back only if the window can ever take the probe.
+            self._pmtu_hold = size <= recovery.congestion.cwnd
+            return None
+        if self.pacer is not None:
+            wake = self.pacer.next_send_time(now)
+            if wake is not None and wake > now:
+                self._pmtu_hold = True
+                self._pacer_wake = wake
+                return None
+        header = self._header()  # (the plain one: the tunnel is confirmed)
+        pn = self._next_pn
+        self._next_pn += 1
+        nonce = 2 * pn + self._parity
+        padding = bytes(size - len(header) - _AEAD_OVERHEAD - len(_PING))
+        packet = self._send_key.seal_parts(header, self.tid, nonce, [_PING, padding])
+        # In flight (the window pays for it) but not ack-eliciting for recovery: it arms no
+        # PTO, and its loss is no congestion signal (RFC 9000 §14.4).
+        recovery.on_packet_sent(
+            SentPacket(pn, now, size, False, True, [(_M_PMTU_PROBE, size)], probe=True)
+        )
+        if self.pacer is not None:
+            self.pacer.on_packet_sent(size, now)
+        self.packets_sent += 1
+        self.bytes_sent += size
+        self._last_sent = now
+        pmtu.on_probe_sent(pn, size, now, recovery.rtt.pto_base() + self.config.max_ack_delay)
+        self.endpoint.pmtu_probes_sent += 1
+        if self._trace:
+            self._trace(now, "transport:packet_sent", {"pn": pn, "size": size, "pmtu_probe": True})
+        return ProbeDatagram(packet)
 
     def _has_pending_content(self) -> bool:
         return bool(self._control or self._ready or self._datagrams or self._window_updates)

@@ -4,6 +4,9 @@ Used by the test suite, the benchmarks and ``minimalt demo --memory``. Endpoints
 made-up addresses; each direction between two addresses has a ``Link`` (delay, jitter, loss,
 bursty loss, reordering, duplication, corruption, a bandwidth limit). Every random decision
 comes from one seeded ``random.Random``, so a run is a pure function of its seed.
+
+Links have an MTU (1500 bytes, Ethernet, unless set): a datagram whose IP packet would not fit
+is dropped, as on a path with the Don't-Fragment bit set. ``set_mtu`` changes it mid-run.
 """
 
 from __future__ import annotations
@@ -39,11 +42,19 @@ class Link:
     bandwidth: float | None = None  # bytes per second (serialisation delay + FIFO queue)
     queue_limit: int | None = None  # bytes waiting for the bandwidth; beyond: drop-tail
     drop: Callable[[bytes], bool] | None = None  # scripted: return True to drop this datagram
+    mtu: int | None = 1500  # largest IP packet (None: no limit); bigger datagrams are dropped
+    ip_overhead: int = 28  # IP and UDP headers counted against the MTU (IPv4: 20 + 8)
     # state
     _busy_until: float = field(default=0.0, repr=False)
     _burst_left: int = field(default=0, repr=False)
     delivered: int = field(default=0, repr=False)
     dropped: int = field(default=0, repr=False)
+    too_big: int = field(default=0, repr=False)  # of ``dropped``: over the MTU
+
+    @property
+    def max_payload(self) -> int | None:
+        """The largest UDP payload the link carries (None: no limit)."""
+        return None if self.mtu is None else self.mtu - self.ip_overhead
 
 
 class Simulation:
@@ -98,9 +109,24 @@ class Simulation:
                 **{
                     k: v
                     for k, v in link.__dict__.items()
-                    if not k.startswith("_") and k not in ("delivered", "dropped")
+                    if not k.startswith("_") and k not in ("delivered", "dropped", "too_big")
                 }
             )
+
+    def set_mtu(self, a: Address, b: Address, mtu: int | None) -> None:
+        """Change the MTU of the links between ``a`` and ``b``, both ways, from now on (a route
+        change: datagrams already on their way are not affected)."""
+        for key in ((a, b), (b, a)):
+            link = self.links.get(key)
+            if link is None:
+                link = self.links[key] = Link(
+                    **{
+                        k: v
+                        for k, v in self.default_link.__dict__.items()
+                        if not k.startswith("_") and k not in ("delivered", "dropped", "too_big")
+                    }
+                )
+            link.mtu = mtu
 
     def address_of(self, endpoint: Endpoint) -> Address:
         for addr, ep in self.endpoints.items():
@@ -129,6 +155,10 @@ class Simulation:
             self.log.append((self.now, src, dst, len(data)))
         link = self.links.get((src, dst), self.default_link)
         rng = self.rng
+        if link.mtu is not None and len(data) + link.ip_overhead > link.mtu:
+            link.dropped += 1
+            link.too_big += 1
+            return
         if link.drop is not None and link.drop(data):
             link.dropped += 1
             return

@@ -146,7 +146,7 @@ FRAMES = st.one_of(
     st.builds(MaxConnData, VARINT, VARINT),
     st.builds(MaxConns, VARINT),
     st.builds(Close, VARINT, st.binary(max_size=C.MAX_REASON_SIZE)),
-    st.builds(Datagram, VARINT, st.binary(max_size=C.MAX_DATAGRAM_SIZE)),
+    st.builds(Datagram, VARINT, st.binary(max_size=C.MAX_DATAGRAM_DATA)),
     st.builds(Blocked, VARINT),
     st.builds(PathChallenge, st.binary(min_size=C.PATH_DATA_SIZE, max_size=C.PATH_DATA_SIZE)),
     st.builds(PathResponse, st.binary(min_size=C.PATH_DATA_SIZE, max_size=C.PATH_DATA_SIZE)),
@@ -317,7 +317,7 @@ def test_string_limits() -> None:
     with pytest.raises(FrameEncodingError, match="exceeds the limit"):
         decode_frames(encode_frame(Refuse(1, 0, bytes(C.MAX_REASON_SIZE + 1))))
     with pytest.raises(FrameEncodingError, match="exceeds the limit"):
-        decode_frames(encode_frame(Datagram(1, bytes(C.MAX_DATAGRAM_SIZE + 1))))
+        decode_frames(encode_frame(Datagram(1, bytes(C.MAX_DATAGRAM_DATA + 1))))
     with pytest.raises(FrameEncodingError, match="exceeds the limit"):
         decode_frames(encode_frame(NewRecord(bytes(C.MAX_RECORD_SIZE + 1))))
 

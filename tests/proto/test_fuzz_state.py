@@ -121,6 +121,11 @@ class TunnelMachine(RuleBasedStateMachine):
         for link in (self.link, self.back_link):
             link.loss, link.corrupt, link.duplicate, link.jitter = loss, corrupt, dup, jitter
 
+    @rule(mtu=st.sampled_from([None, 1228, 1280, 1500, 9000]))
+    def path_mtu(self, mtu: int | None) -> None:
+        # The path's MTU changes (both ways): probing must follow it down (black hole) and up.
+        self.sim.set_mtu(CLIENT, SERVER, mtu)
+
     @rule(data=st.binary(max_size=1400), to_server=st.booleans())
     def garbage(self, data: bytes, to_server: bool) -> None:
         target = self.server if to_server else self.client
