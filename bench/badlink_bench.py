@@ -69,7 +69,8 @@ _CHUNK = 64 << 10
 def link(loss: float) -> Any:
     from minimalt.testing.link import LinkConfig
 
-    return LinkConfig(delay=DELAY, rate=RATE, queue=QUEUE, loss=loss)
+    # An Ethernet-sized path: path MTU probing finds 1472 bytes, as it would on a real one.
+    return LinkConfig(delay=DELAY, rate=RATE, queue=QUEUE, loss=loss, max_datagram=1472)
 
 
 # === servers ====================================================================================

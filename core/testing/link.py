@@ -137,6 +137,9 @@ class LinkConfig:
     overhead: int = 0
     #: Scheduled outages.
     blackholes: tuple[Blackhole, ...] = ()
+    #: Largest UDP payload the path carries (None: any). Bigger datagrams are dropped, as a
+    #: router drops a Don't-Fragment packet over its MTU: 1472 is an Ethernet path (IPv4).
+    max_datagram: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("loss", "reorder", "duplicate", "corrupt"):
@@ -151,6 +154,8 @@ class LinkConfig:
             raise ValueError("rate must be positive")
         if self.queue <= 0:
             raise ValueError("queue must be positive")
+        if self.max_datagram is not None and self.max_datagram <= 0:
+            raise ValueError("max_datagram must be positive")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form (``from_dict`` reads it back)."""
@@ -190,6 +195,8 @@ class LinkConfig:
                 parts.append(f"{f.name}={value * 100:g}%")
             elif f.name == "rate":
                 parts.append(f"rate={value / 1e6:g}Mbit/s")
+            elif f.name == "max_datagram":
+                parts.append(f"max_datagram={value}B")
             elif f.name == "blackholes":
                 parts.extend(f"blackhole={b.duration:g}s/{b.period:g}s" for b in value)
             else:
@@ -210,6 +217,7 @@ class DirectionStats:
     delivered_bytes: int = 0
     lost: int = 0
     blackholed: int = 0
+    too_big: int = 0
     queue_dropped: int = 0
     duplicated: int = 0
     corrupted: int = 0
@@ -256,6 +264,9 @@ class LinkModel:
         stats.received += 1
         stats.received_bytes += len(data)
         u = [self.rng.random() for _ in range(self._DRAWS)]
+        if cfg.max_datagram is not None and len(data) > cfg.max_datagram:
+            stats.too_big += 1
+            return []
         if cfg.blackholes and self.dead(now):
             stats.blackholed += 1
             return []
@@ -758,6 +769,9 @@ def add_link_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", help="bandwidth, e.g. 10mbit" + both)
     parser.add_argument("--queue", help="bytes queued before the bandwidth limit, e.g. 64k" + both)
     parser.add_argument(
+        "--max-datagram", help="largest UDP payload carried, e.g. 1472; bigger dropped" + both
+    )
+    parser.add_argument(
         "--blackhole",
         help="PERIOD/DURATION, e.g. 5s/2s: dead for DURATION every PERIOD (both directions)",
     )
@@ -778,6 +792,7 @@ def parse_link_args(args: argparse.Namespace) -> tuple[LinkConfig, LinkConfig]:
         "corrupt": parse_fraction,
         "rate": parse_rate,
         "queue": parse_size,
+        "max_datagram": parse_size,
         "gilbert": lambda t: GilbertElliott(*(float(x) for x in t.split(","))),
     }
     for name, convert in converters.items():

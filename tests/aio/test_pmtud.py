@@ -147,3 +147,34 @@ def test_emsgsize_on_a_gso_run_falls_back_to_sendto_and_keeps_gso():
     drv._send_gso(datagrams)
     assert transport.sent == datagrams
     assert drv._sendmsg is sendmsg  # still on
+
+
+@pytest.mark.skipif(not LINUX, reason="Don't-Fragment via IP_MTU_DISCOVER is Linux's")
+async def test_through_a_relay_that_drops_datagrams_over_1472_bytes_the_search_stops_there():
+    # The loopback relay plays an Ethernet path: nothing tells the sender the limit (no
+    # EMSGSIZE, no ICMP), only the probes above it go unanswered.
+    from minimalt.testing.link import LinkConfig, UDPLink
+
+    ethernet = LinkConfig(max_datagram=1472)
+    block = os.urandom(64 << 10)
+    sent = hashlib.sha256()
+    async with UDPLink(("127.0.0.1", 9), ethernet) as link:
+        async with minimalt.serve(sink, service="sink", advertise=link.address) as server:
+            link.target = server.address
+            async with minimalt.Client() as client:
+                conn = await client.connect(server.record, "sink")
+                written = 0
+                while conn.stats["pmtu"]["state"] != "search_complete" and written < 64 << 20:
+                    conn.write(block)
+                    sent.update(block)
+                    written += len(block)
+                    await conn.drain()
+                conn.write_eof()
+                assert await conn.readexactly(32) == sent.digest()
+                stats = conn.stats
+                conn.close()
+                await conn.wait_closed()
+        dropped = link.stats()["c2s"]["too_big"]
+    assert stats["datagram_size"] == 1472
+    assert stats["pmtu"]["state"] == "search_complete"
+    assert dropped >= 3  # the probes above 1472 that the path swallowed

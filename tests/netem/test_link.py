@@ -133,6 +133,23 @@ def test_blackhole_schedule():
     assert model.stats.blackholed == 1
 
 
+def test_datagrams_over_the_path_size_are_dropped_and_the_rest_keep_their_fate():
+    limited = LinkModel(LinkConfig(loss=0.1, max_datagram=1472), seed=5)
+    unlimited = LinkModel(LinkConfig(loss=0.1), seed=5)
+    for i in range(2000):
+        size = 1473 if i % 3 == 0 else 1472
+        data = i.to_bytes(4, "big") + bytes(size - 4)
+        fate = limited.offer(data, i * 0.001)
+        expected = unlimited.offer(data, i * 0.001)
+        if size > 1472:
+            assert fate == []
+        else:
+            assert fate == expected  # the same random draws per datagram, too big or not
+    assert limited.stats.too_big == 667
+    with pytest.raises(ValueError, match="max_datagram"):
+        LinkConfig(max_datagram=0)
+
+
 def test_config_round_trips_through_json_form():
     config = LinkConfig(
         delay=0.015,
@@ -141,8 +158,10 @@ def test_config_round_trips_through_json_form():
         rate=10e6,
         gilbert=GilbertElliott(0.01, 0.3),
         blackholes=(Blackhole(5, 2),),
+        max_datagram=1472,
     )
     assert LinkConfig.from_dict(config.to_dict()) == config
+    assert "max_datagram=1472B" in config.describe()
     assert "delay=15ms" in config.describe() and "blackhole=2s/5s" in config.describe()
 
 
