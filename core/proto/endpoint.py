@@ -72,6 +72,10 @@ class Endpoint:
         self._timers: list[tuple[float, int, Tunnel]] = []
         self._timer_seq = itertools.count()
         self._dirty: dict[Tunnel, None] = {}  # tunnels that may have something to send
+        # Draining tunnels (the peer closed) are forgotten at once but for their TIDs: packets
+        # to those are dropped unread until the linger ends (deadline by TID, and in order).
+        self._draining: dict[int, float] = {}
+        self._draining_order: list[tuple[float, int]] = []
         #: Counters of dropped datagrams by reason (and protocol errors), for monitoring.
         self.drops: dict[str, int] = {}
         self.datagrams_received = 0
@@ -179,7 +183,8 @@ class Endpoint:
     def _new_tid(self) -> int:
         while True:
             tid = int.from_bytes(self.random(8), "big") & C.TID_MASK
-            if tid and tid not in self.tunnels and tid not in self._aliases:
+            taken = tid in self.tunnels or tid in self._aliases or tid in self._draining
+            if tid and not taken:
                 return tid
 
     # --- input -------------------------------------------------------------------------------
@@ -193,7 +198,8 @@ class Endpoint:
             if not raw_tid & C.FLAGS_MASK:  # the common case: no clear sections
                 tunnel = self.tunnels.get(raw_tid) or self._aliases.get(raw_tid)
                 if tunnel is None:
-                    self._count("unknown_tunnel")
+                    draining = self._draining.get(raw_tid, -1.0) > now
+                    self._count("draining_tunnel" if draining else "unknown_tunnel")
                     return
                 tunnel.receive_plain(data, raw_tid, nonce, addr, now)
                 self._dirty[tunnel] = None  # rescheduled by datagrams_to_send or get_timer
@@ -205,6 +211,9 @@ class Endpoint:
         tunnel = self.tunnels.get(header.tid)
         if tunnel is not None:
             tunnel.receive(header, data, addr, now)
+        elif self._draining.get(header.tid, -1.0) > now:
+            self._count("draining_tunnel")  # (a first packet again: no new tunnel for it)
+            return
         elif header.client_public is not None:
             tunnel = self._accept(header, data, addr, now)
             if tunnel is None:
@@ -349,6 +358,7 @@ class Endpoint:
 
     def handle_timer(self, now: float) -> None:
         """Run every tunnel timer that is due at ``now``."""
+        self._expire_draining(now)
         timers = self._timers
         due: list[Tunnel] = []
         while timers and timers[0][0] <= now:
@@ -399,13 +409,22 @@ class Endpoint:
     def _touch(self, tunnel: Tunnel) -> None:
         self._dirty[tunnel] = None
 
-    def _remove(self, tunnel: Tunnel) -> None:
+    def _remove(self, tunnel: Tunnel, *, linger_until: float | None = None) -> None:
+        """Forget ``tunnel``. With ``linger_until``, its TIDs stay known until then, so that
+        packets still on their way to it are dropped unread (a draining tunnel)."""
+        tids = [tunnel.tid]
         if self.tunnels.get(tunnel.tid) is tunnel:
             del self.tunnels[tunnel.tid]
         for tid in (tunnel._old_tid, tunnel._next_tid):
             if tid is not None and self._aliases.get(tid) is tunnel:
                 del self._aliases[tid]
+                tids.append(tid)
+        if linger_until is not None:
+            for tid in tids:
+                self._draining[tid] = linger_until
+                heapq.heappush(self._draining_order, (linger_until, tid))
         source = tunnel._source
+        tunnel._source = None  # counted once, whatever calls this again
         if source is not None:
             left = self._per_source.get(source, 1) - 1
             if left > 0:
@@ -413,9 +432,16 @@ class Endpoint:
             else:
                 self._per_source.pop(source, None)
 
+    def _expire_draining(self, now: float) -> None:
+        order = self._draining_order
+        while order and order[0][0] <= now:
+            deadline, tid = heapq.heappop(order)
+            if self._draining.get(tid) == deadline:
+                del self._draining[tid]
+
     def _add_alias(self, tunnel: Tunnel, tid: int) -> bool:
         """Let ``tid`` reach ``tunnel`` too; False if some tunnel already uses it."""
-        if tid in self.tunnels or tid in self._aliases:
+        if tid in self.tunnels or tid in self._aliases or tid in self._draining:
             return False
         self._aliases[tid] = tunnel
         return True

@@ -80,7 +80,9 @@ if TYPE_CHECKING:
 # Tunnel states.
 OPEN = "open"
 CLOSING = "closing"  # we sent Close; we linger to repeat it if the peer keeps talking
-DRAINING = "draining"  # the peer sent Close; we stay silent until the linger ends
+# The peer sent Close: silent from now on. Passed through at once: the tunnel is forgotten
+# and the endpoint only remembers its TIDs until the linger ends (Endpoint._remove).
+DRAINING = "draining"
 CLOSED = "closed"
 
 # Tags of the records a sent packet keeps about its retransmittable content.
@@ -1435,15 +1437,20 @@ class Tunnel:
         self._datagrams.clear()
         self.recovery.drop_all()
         self.endpoint._events.append(events.TunnelClosed(self, code, reason, by_peer))
+        if state == DRAINING:
+            # Nothing will be sent or read any more: forget the tunnel now (its keys, its
+            # state: nothing to keep alive or collect for the linger), all but its TIDs, whose
+            # packets the endpoint drops unread until the linger ends.
+            self._finalize(linger_until=self._close_deadline)
 
-    def _finalize(self) -> None:
+    def _finalize(self, *, linger_until: float | None = None) -> None:
         self.state = CLOSED
         self._send_key = None  # type: ignore[assignment]
         self._recv_key = None
         self._old_recv_key = None
         self._early_recv_key = None
         self._shared = None
-        self.endpoint._remove(self)
+        self.endpoint._remove(self, linger_until=linger_until)
 
     def _on_new_address(self, addr: Any, size: int, now: float) -> None:
         """The newest authenticated packet came from a new address: challenge that address
@@ -1621,9 +1628,8 @@ class Tunnel:
                 self._finalize()
             return
         if now >= self._last_received + self.config.idle_timeout:
+            # Silent: the peer is gone; the tunnel is forgotten at once (see _enter_closing).
             self._enter_closing(DRAINING, C.ERR_IDLE_TIMEOUT, "idle timeout", by_peer=False)
-            self._close_deadline = now
-            self._finalize()
             return
         loss = self.recovery.get_loss_detection_timer()
         if loss is not None and now >= loss:

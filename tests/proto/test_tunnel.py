@@ -451,6 +451,32 @@ def test_graceful_tunnel_close_reaches_the_peer_and_frees_both_sides():
     assert sim.run(lambda: not server.tunnels and not client.tunnels, timeout=5)
 
 
+def test_a_draining_tunnel_is_forgotten_at_once_and_its_late_packets_are_dropped_unread():
+    # The peer's Close puts a tunnel in draining: nothing more is sent or read, so the
+    # endpoint keeps no state for it, only its TIDs until the linger ends. A late packet (here
+    # the client's first flight again) is dropped and counted, and makes no new tunnel.
+    sim, server, client, record, server_app, client_app = make_pair()
+    captured = _capture(sim, CLIENT, SERVER)  # (recorded, and delivered as usual)
+    tunnel = client.connect(record, sim.now)
+    cid = tunnel.open_connection("echo", retry_safe=True)
+    tunnel.send(cid, b"hello")
+    assert sim.run(lambda: cid in client_app.data, timeout=5)
+    first = captured[0]
+    stunnel = server_tunnel(server)
+    tunnel.close(reason="done")
+    assert sim.run(lambda: server_app.of(E.TunnelClosed), timeout=5)
+    assert server.tunnels == {} and stunnel.state == "closed"
+    assert stunnel._send_key is None  # keys erased at once
+    drops = server.drops.get("draining_tunnel", 0)
+    server.receive_datagram(first, CLIENT, sim.now)
+    assert server.drops["draining_tunnel"] == drops + 1
+    assert server.tunnels == {}  # no X25519, no new tunnel for a late first packet
+    # After the linger the TID is forgotten too.
+    sim.run(timeout=5)
+    server.handle_timer(sim.now)
+    assert not server._draining
+
+
 def test_idle_tunnel_times_out_silently():
     config = EndpointConfig(idle_timeout=5.0)
     sim, server, client, record, server_app, client_app = make_pair(client_config=config)
