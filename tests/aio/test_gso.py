@@ -226,3 +226,20 @@ def test_a_failing_run_falls_back_to_sendto_in_order(error, gso_stays_on, later_
     else:
         assert via_gso[3:] == []
         assert transport.sent == datagrams[3:]
+
+
+def test_emsgsize_on_a_gso_run_falls_back_to_sendto_and_keeps_gso():
+    # A run too big for the path (a probe-sized run, or the MTU fell): sendto carries it and
+    # reports the error per datagram; GSO itself stays on.
+    transport = _FakeTransport()
+    drv = _driver_with(transport, [])
+
+    def sendmsg(buffers: Any, cmsg: Any, flags: int, addr: Any) -> int:
+        raise OSError(errno.EMSGSIZE, "Message too long")
+
+    drv._sendmsg = sendmsg
+    a = ("127.0.0.1", 1)
+    datagrams = [(b"x" * 1200, a)] * 4
+    drv._send_gso(datagrams)
+    assert transport.sent == datagrams
+    assert drv._sendmsg is sendmsg  # still on

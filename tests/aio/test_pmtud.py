@@ -3,7 +3,6 @@ the Don't-Fragment bit, and a probe the interface refuses (EMSGSIZE) costs one t
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import socket
@@ -32,27 +31,34 @@ async def sink(conn: minimalt.Connection) -> None:
     conn.close()
 
 
+async def _send_checked(conn: minimalt.Connection, total: int) -> None:
+    """At least ``total`` bytes to the ``sink`` service, more (up to 64 MiB) while the path MTU
+    search is still on; then the end, and the server's digest must match."""
+    block = os.urandom(64 << 10)
+    sent = hashlib.sha256()
+    written = 0
+    # ("base": the search has not started yet; "disabled": there is none.)
+    while written < total or (
+        conn.stats["pmtu"]["state"] in ("base", "searching") and written < 64 << 20
+    ):
+        conn.write(block)
+        sent.update(block)
+        written += len(block)
+        await conn.drain()
+    conn.write_eof()
+    assert await conn.readexactly(32) == sent.digest()
+
+
 async def _transfer(
     config: minimalt.EndpointConfig | None, total: int
 ) -> tuple[Any, EndpointDriver, bool]:
     """At least ``total`` bytes client -> server over loopback, more (up to 64 MiB) while the
     path MTU search is still on; the client tunnel's stats, its driver, and whether that
     driver still sent with GSO at the end."""
-    block = os.urandom(64 << 10)
-    sent = hashlib.sha256()
     async with minimalt.serve(sink, service="sink") as server:
         async with minimalt.Client(config=config) as client:
             conn = await client.connect(server.record, "sink")
-            written = 0
-            while written < total or (
-                conn.stats["pmtu"]["state"] == "searching" and written < 64 << 20
-            ):
-                conn.write(block)
-                sent.update(block)
-                written += len(block)
-                await conn.drain()
-            conn.write_eof()
-            assert await conn.readexactly(32) == sent.digest()
+            await _send_checked(conn, total)
             stats = conn.stats
             driver = conn._driver
             gso = driver._sendmsg is not None
@@ -119,36 +125,6 @@ def test_dont_fragment_is_refused_where_the_platform_has_no_option(monkeypatch):
         assert not driver_module.set_dont_fragment(sock)
 
 
-def test_emsgsize_on_a_gso_run_falls_back_to_sendto_and_keeps_gso():
-    class Transport:
-        def __init__(self) -> None:
-            self.sent: list[tuple[bytes, Any]] = []
-
-        def sendto(self, data: bytes, addr: Any) -> None:
-            self.sent.append((data, addr))
-
-        def get_write_buffer_size(self) -> int:
-            return 0
-
-    drv = EndpointDriver.__new__(EndpointDriver)
-    transport = Transport()
-    drv.transport = transport  # type: ignore[assignment]
-    drv._sendto = transport.sendto
-    drv._gso_cmsg = {}
-    drv._gso_sock = None
-    drv.sockname = None
-
-    def sendmsg(buffers: Any, cmsg: Any, flags: int, addr: Any) -> int:
-        raise OSError(errno.EMSGSIZE, "Message too long")
-
-    drv._sendmsg = sendmsg
-    a = ("127.0.0.1", 1)
-    datagrams = [(b"x" * 1200, a)] * 4
-    drv._send_gso(datagrams)
-    assert transport.sent == datagrams
-    assert drv._sendmsg is sendmsg  # still on
-
-
 @pytest.mark.skipif(not LINUX, reason="Don't-Fragment via IP_MTU_DISCOVER is Linux's")
 async def test_through_a_relay_that_drops_datagrams_over_1472_bytes_the_search_stops_there():
     # The loopback relay plays an Ethernet path: nothing tells the sender the limit (no
@@ -156,21 +132,12 @@ async def test_through_a_relay_that_drops_datagrams_over_1472_bytes_the_search_s
     from minimalt.testing.link import LinkConfig, UDPLink
 
     ethernet = LinkConfig(max_datagram=1472)
-    block = os.urandom(64 << 10)
-    sent = hashlib.sha256()
     async with UDPLink(("127.0.0.1", 9), ethernet) as link:
         async with minimalt.serve(sink, service="sink", advertise=link.address) as server:
             link.target = server.address
             async with minimalt.Client() as client:
                 conn = await client.connect(server.record, "sink")
-                written = 0
-                while conn.stats["pmtu"]["state"] != "search_complete" and written < 64 << 20:
-                    conn.write(block)
-                    sent.update(block)
-                    written += len(block)
-                    await conn.drain()
-                conn.write_eof()
-                assert await conn.readexactly(32) == sent.digest()
+                await _send_checked(conn, 1 << 20)
                 stats = conn.stats
                 conn.close()
                 await conn.wait_closed()
