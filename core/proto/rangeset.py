@@ -76,6 +76,13 @@ class RangeSet:
         r = self._r
         return zip(r[-2::-2], r[::-2], strict=True)
 
+    def inclusive_descending(self) -> list[tuple[int, int]]:
+        """The ranges as inclusive ``(first, last)`` pairs, highest first (an ACK's order)."""
+        r = self._r
+        if len(r) == 2:  # the usual case: everything received so far is contiguous
+            return [(r[0], r[1] - 1)]
+        return [(r[i], r[i + 1] - 1) for i in range(len(r) - 2, -1, -2)]
+
     def __len__(self) -> int:
         return len(self._r) >> 1
 

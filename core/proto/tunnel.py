@@ -2017,7 +2017,7 @@ class Tunnel:
             self._control.append(Blocked(self._peer_max_data))
 
     def _encode_ack(self, now: float) -> bytes:
-        ranges = [(start, stop - 1) for start, stop in reversed(list(self._recv_pns))]
+        ranges = self._recv_pns.inclusive_descending()
         delay = int(max(0.0, now - self._largest_recv_time) * 1e6)
         return encode_ack(ranges, delay)
 

@@ -54,6 +54,7 @@ def test_operations_match_a_set_of_ints(operations):
         expected = model_ranges(model)
         assert list(rs) == expected
         assert list(reversed(rs)) == expected[::-1]
+        assert rs.inclusive_descending() == [(a, b - 1) for a, b in expected[::-1]]
         assert len(rs) == len(expected)
         assert bool(rs) == bool(model)
         if model:
