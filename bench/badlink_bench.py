@@ -66,11 +66,16 @@ GOODPUT_END = "<!-- goodput-table:end -->"
 _CHUNK = 64 << 10
 
 
-def link(loss: float) -> Any:
+def link(loss: float, *, relay: bool = False) -> Any:
+    """The link of every scenario. In the namespace network the TUN devices' 1500-byte MTU
+    bounds IP packets (TCP segments too); the loopback relay has none of its own, so there it
+    drops UDP payloads over 1472 bytes: an Ethernet path either way, where path MTU probing
+    finds 1472 bytes as it would on a real one."""
     from minimalt.testing.link import LinkConfig
 
-    # An Ethernet-sized path: path MTU probing finds 1472 bytes, as it would on a real one.
-    return LinkConfig(delay=DELAY, rate=RATE, queue=QUEUE, loss=loss, max_datagram=1472)
+    return LinkConfig(
+        delay=DELAY, rate=RATE, queue=QUEUE, loss=loss, max_datagram=1472 if relay else None
+    )
 
 
 # === servers ====================================================================================
@@ -370,7 +375,8 @@ def measure(mib: int, runs: int, network: str) -> dict[str, Any]:
                 net.reconfigure(config)
             for relay in relays:
                 assert relay.stdin is not None
-                relay.stdin.write(json.dumps(config.to_dict()) + "\n")
+                relay_config = link(scenario["loss"], relay=True)
+                relay.stdin.write(json.dumps(relay_config.to_dict()) + "\n")
                 relay.stdin.flush()
                 _read_json(relay, "ok")
             spec = {
@@ -423,7 +429,7 @@ async def relay_role(target: str) -> None:
 
     host, _, port = target.rpartition(":")
     loop = asyncio.get_running_loop()
-    async with UDPLink((host, int(port)), link(0.0)) as relay:
+    async with UDPLink((host, int(port)), link(0.0, relay=True)) as relay:
         print(json.dumps({"address": list(relay.address)}), flush=True)
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             relay.reconfigure(LinkConfig.from_dict(json.loads(line)))
