@@ -4,9 +4,10 @@ Kernel ``netem`` is not available on the machines this project runs on, so this 
 the network between a client and a server: the client sends to the relay, the relay forwards to
 the server from a socket of its own (as a NAT would) and back. Each direction has its own
 ``LinkConfig``: delay, jitter, random and bursty (Gilbert-Elliott) loss, reordering, duplication,
-corruption, a bandwidth limit with a finite drop-tail queue, and scheduled blackholes. The relay
-can rebind mid-flow (new source port, or new source address from another 127.x address), and
-reports every path it used so tests can check that the server followed each one.
+corruption, a bandwidth limit with a finite drop-tail queue, scheduled blackholes and a largest
+datagram (a path MTU). The relay can rebind mid-flow (new source port, or new source address
+from another 127.x address), and reports every path it used so tests can check that the server
+followed each one.
 
 Two layers:
 
@@ -105,8 +106,9 @@ class Blackhole:
 class LinkConfig:
     """What one direction of the link does to datagrams. Times in seconds, rates in bit/s.
 
-    Order of effects for each datagram: blackhole, loss (random, bursty or Gilbert-Elliott),
-    corruption, duplication, then the bandwidth queue, the delay and jitter, and reordering.
+    Order of effects for each datagram: size limit, blackhole, loss (random, bursty or
+    Gilbert-Elliott), corruption, duplication, then the bandwidth queue, the delay and jitter,
+    and reordering.
     """
 
     #: One-way propagation delay.
