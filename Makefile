@@ -46,8 +46,13 @@ bench-latency: $(STAMPS)/venv
 conformance: $(STAMPS)/venv
 	$(PY) -m tests.conformance --profile full
 
-lint: $(STAMPS)/venv
+$(STAMPS)/dev: $(STAMPS)/venv
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+lint: $(STAMPS)/dev
 	$(PY) -m ruff check core uvbridge tests bench examples
+	$(PY) -m ruff format --check core uvbridge tests bench examples
 	$(PY) -m mypy
 
 clean:

@@ -45,7 +45,8 @@ def run_once(total: int, *, cc: str = "newreno") -> dict[str, float]:
         wall_offset=WALL,
     )
     client = Endpoint(
-        EndpointConfig(congestion_control=cc, pmtu_probing=False), random=SeededRandom(3),
+        EndpointConfig(congestion_control=cc, pmtu_probing=False),
+        random=SeededRandom(3),
         wall_offset=WALL,
     )
     now = 0.0

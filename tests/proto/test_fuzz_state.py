@@ -33,14 +33,15 @@ class TunnelMachine(RuleBasedStateMachine):
         self.captured: list[bytes] = []
         self.client_done: set[int] = set()
         self.server = self.sim.add_endpoint(
-            SERVER, server_keys=keys,
-            config=EndpointConfig(services={"echo"}, idle_timeout=600.0,
-                                  puzzle_threshold=None),
+            SERVER,
+            server_keys=keys,
+            config=EndpointConfig(services={"echo"}, idle_timeout=600.0, puzzle_threshold=None),
             handler=self._server_event,
         )
         self.client = self.sim.add_endpoint(
-            CLIENT, config=EndpointConfig(rekey_packets=200, idle_timeout=600.0),
-            handler=self._client_event
+            CLIENT,
+            config=EndpointConfig(rekey_packets=200, idle_timeout=600.0),
+            handler=self._client_event,
         )
         self.link = Link(delay=0.01)
         self.sim.set_link(CLIENT, SERVER, self.link)
@@ -83,8 +84,12 @@ class TunnelMachine(RuleBasedStateMachine):
         self.sent[cid] = bytearray()
 
     @precondition(lambda self: self.tunnel.state == "open" and self.sent)
-    @rule(data=st.binary(min_size=1, max_size=5000), pick=st.integers(0, 1000),
-          end=st.booleans(), safe=st.none() | st.booleans())
+    @rule(
+        data=st.binary(min_size=1, max_size=5000),
+        pick=st.integers(0, 1000),
+        end=st.booleans(),
+        safe=st.none() | st.booleans(),
+    )
     def write(self, data: bytes, pick: int, end: bool, safe: bool | None) -> None:
         cid = sorted(self.sent)[pick % len(self.sent)]
         if cid in self.ended or cid not in self.tunnel.connections:
@@ -115,8 +120,12 @@ class TunnelMachine(RuleBasedStateMachine):
     def run(self, seconds: float) -> None:
         self.sim.run(timeout=seconds)
 
-    @rule(loss=st.floats(0.0, 0.5), corrupt=st.floats(0.0, 0.2), dup=st.floats(0.0, 0.2),
-          jitter=st.floats(0.0, 0.03))
+    @rule(
+        loss=st.floats(0.0, 0.5),
+        corrupt=st.floats(0.0, 0.2),
+        dup=st.floats(0.0, 0.2),
+        jitter=st.floats(0.0, 0.03),
+    )
     def weather(self, loss: float, corrupt: float, dup: float, jitter: float) -> None:
         for link in (self.link, self.back_link):
             link.loss, link.corrupt, link.duplicate, link.jitter = loss, corrupt, dup, jitter
@@ -132,12 +141,17 @@ class TunnelMachine(RuleBasedStateMachine):
         target.receive_datagram(data, ("10.9.9.9", 9), self.sim.now)
 
     @precondition(lambda self: self.captured)
-    @rule(pick=st.integers(0, 100), pos=st.integers(0, 1500), mask=st.integers(1, 255),
-          truncate=st.booleans(), elsewhere=st.booleans())
+    @rule(
+        pick=st.integers(0, 100),
+        pos=st.integers(0, 1500),
+        mask=st.integers(1, 255),
+        truncate=st.booleans(),
+        elsewhere=st.booleans(),
+    )
     def tamper(self, pick: int, pos: int, mask: int, truncate: bool, elsewhere: bool) -> None:
         packet = bytearray(self.captured[pick % len(self.captured)])
         if truncate:
-            del packet[pos % (len(packet) + 1):]
+            del packet[pos % (len(packet) + 1) :]
         elif packet:
             packet[pos % len(packet)] ^= mask
         source = ("10.9.9.9", 9) if elsewhere else CLIENT
@@ -146,8 +160,7 @@ class TunnelMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.captured)
     @rule(pick=st.integers(0, 100))
     def replay(self, pick: int) -> None:
-        self.server.receive_datagram(self.captured[pick % len(self.captured)], CLIENT,
-                                     self.sim.now)
+        self.server.receive_datagram(self.captured[pick % len(self.captured)], CLIENT, self.sim.now)
 
     @precondition(lambda self: self.tunnel.state == "open")
     @rule()
@@ -178,21 +191,20 @@ class TunnelMachine(RuleBasedStateMachine):
                 assert len(tunnel._recv_pns) <= 64 + 1
         assert len(self.server.tunnels) <= 2  # the real one, and at most one replayed twin
 
-
     def teardown(self) -> None:
         # Clear weather and time: every cleanly ended connection gets all its bytes back.
         for link in (self.link, self.back_link):
             link.loss = link.corrupt = link.duplicate = link.jitter = 0.0
         if self.tunnel.state == "open":
-            self.sim.run(lambda: all(cid in self.client_done for cid in self.finished),
-                         timeout=120)
+            self.sim.run(lambda: all(cid in self.client_done for cid in self.finished), timeout=120)
             for cid in self.finished:
                 assert bytes(self.back.get(cid, b"")) == bytes(self.sent[cid]), f"lost on {cid}"
 
 
 # CI runs a bounded budget; MINIMALT_FUZZ_EXAMPLES=5000 (say) runs a long campaign.
 TunnelMachine.TestCase.settings = settings(
-    max_examples=int(os.environ.get("MINIMALT_FUZZ_EXAMPLES", "40")), stateful_step_count=30,
+    max_examples=int(os.environ.get("MINIMALT_FUZZ_EXAMPLES", "40")),
+    stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
