@@ -96,6 +96,9 @@ _UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
 GSO_MAX_SEGMENTS = 64
 #: At most this many bytes per call: one IPv4 datagram's payload limit (65,507), with room.
 GSO_MAX_BYTES = 65000
+#: Loop turns a flush waits, at most, for the first step of handlers just started (so that an
+#: answer they write at once shares the acknowledging packet).
+_MAX_FLUSH_DEFERRALS = 4
 #: ``sendmsg`` failing with these means the socket or device cannot segment: stop trying.
 #: (Not EMSGSIZE: runs stay far below the 64 KiB a GSO call may carry, so it says that a
 #: datagram is too big for the interface, which ``sendto`` then reports datagram by datagram.)
@@ -211,6 +214,7 @@ class EndpointDriver(asyncio.DatagramProtocol):
         # loop turn for their first step, so that an answer they write at once goes out in
         # the same packet as the acknowledgement instead of a packet of its own.
         self._handlers_started = False
+        self._flush_deferrals = 0  # loop turns the pending flush has waited for handlers
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = _INF
         self._closing = False
@@ -347,12 +351,17 @@ class EndpointDriver(asyncio.DatagramProtocol):
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        if self._handlers_started:
+        if self._handlers_started and self._flush_deferrals < _MAX_FLUSH_DEFERRALS:
             # Handler tasks started since this flush was scheduled run their first step
             # before it (they were scheduled after it): go round once more, behind them.
+            # A few times at most: under a steady stream of new connections (each loop turn
+            # starting more handlers) a flush must still come.
+            self._flush_deferrals += 1
             self._handlers_started = False
             self.loop.call_soon(self._flush)
             return
+        self._flush_deferrals = 0
+        self._handlers_started = False
         self._flush_scheduled = False
         sendto = self._sendto
         if sendto is None:

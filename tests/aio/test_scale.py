@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import os
 import time
+from typing import Any
 
 import pytest
 
 import minimalt
+from minimalt.aio import driver as driver_module
+from minimalt.aio.driver import EndpointDriver
+from minimalt.proto.endpoint import Endpoint
 
 from .conftest import echo, on_uvloop
 
@@ -136,3 +141,52 @@ async def test_answers_share_the_acknowledging_packet_when_first_flights_arrive_
             assert sent <= count + count // 10, sent
         finally:
             await asyncio.gather(*(c.aclose() for c in clients))
+
+
+class _TurnLoop:
+    """Just enough of a loop for the driver's flush: call_soon callbacks, run turn by turn."""
+
+    def __init__(self) -> None:
+        self.ready: list[Any] = []
+
+    def call_soon(self, callback: Any, *args: Any) -> None:
+        self.ready.append((callback, args))
+
+    def create_future(self) -> Any:
+        return concurrent.futures.Future()
+
+    def turn(self) -> None:
+        ready, self.ready = self.ready, []
+        for callback, args in ready:
+            callback(*args)
+
+
+class _CountingEndpoint(Endpoint):
+    flushes = 0
+
+    def datagrams_to_send(self, now: float) -> list[Any]:
+        self.flushes += 1
+        return super().datagrams_to_send(now)
+
+
+def test_new_connections_every_loop_turn_delay_a_flush_a_few_turns_not_forever():
+    # The flush waits for the handlers of new connections; a peer (or many) opening
+    # connections on every turn must not postpone it turn after turn.
+    loop = _TurnLoop()
+    endpoint = _CountingEndpoint(minimalt.EndpointConfig(), random=os.urandom)  # type: ignore[arg-type]
+    driver = EndpointDriver(endpoint, loop)
+    driver._sendto = lambda data, addr: None
+    waits = driver_module._MAX_FLUSH_DEFERRALS
+    driver.schedule_flush()
+    turns = 0
+    while not endpoint.flushes and turns < 3 * waits:
+        driver._handlers_started = True  # what _on_opened does for each new connection
+        loop.turn()
+        turns += 1
+    assert endpoint.flushes == 1 and turns == waits + 1  # waited its few turns, then flushed
+    driver._handlers_started = True
+    driver.schedule_flush()
+    loop.turn()
+    assert endpoint.flushes == 1  # the next flush waits for new handlers again...
+    loop.turn()
+    assert endpoint.flushes == 2  # ...a turn, when none start meanwhile
