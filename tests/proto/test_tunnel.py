@@ -471,6 +471,10 @@ def test_a_draining_tunnel_is_forgotten_at_once_and_its_late_packets_are_dropped
     server.receive_datagram(first, CLIENT, sim.now)
     assert server.drops["draining_tunnel"] == drops + 1
     assert server.tunnels == {}  # no X25519, no new tunnel for a late first packet
+    # The TID the client would rekey to is remembered too (registered in advance).
+    assert stunnel._next_tid is not None and not server._aliases
+    server.receive_datagram(stunnel._next_tid.to_bytes(8, "big") + bytes(40), CLIENT, sim.now)
+    assert server.drops["draining_tunnel"] == drops + 2
     # After the linger the TID is forgotten too.
     sim.run(timeout=5)
     server.handle_timer(sim.now)
