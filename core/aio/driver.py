@@ -10,6 +10,9 @@ Flushes are deferred with ``call_soon`` and coalesced: the datagrams uvloop read
 (up to a few dozen) and the writes an application makes in one turn of the loop are all
 processed before one flush, so acknowledgements and small writes are batched into few packets.
 On the stdlib loop, which reads one datagram per callback, this is exactly one flush per input.
+When a peer has just opened connections, the flush waits for their handlers' first step (a
+loop turn, a few at most under a stream of new connections), so that an answer a handler
+writes at once leaves in the packet that acknowledges the request, not in one of its own.
 
 Sends (Linux): runs of equal-sized datagrams to one address go out as one ``sendmsg`` with
 UDP generic segmentation offload (``UDP_SEGMENT``): one system call and one trip through the
