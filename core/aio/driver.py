@@ -9,7 +9,8 @@ earliest deadline.
 Flushes are deferred with ``call_soon`` and coalesced: the datagrams uvloop reads in one poll
 (up to a few dozen) and the writes an application makes in one turn of the loop are all
 processed before one flush, so acknowledgements and small writes are batched into few packets.
-On the stdlib loop, which reads one datagram per callback, this is exactly one flush per input.
+On the stdlib loop the driver's own transport (``BatchingDatagramTransport``) reads every
+queued datagram in one go as well (the stdlib's reads one per loop turn).
 When a peer has just opened connections, the flush waits for their handlers' first step (a
 loop turn, a few at most under a stream of new connections), so that an answer a handler
 writes at once leaves in the packet that acknowledges the request, not in one of its own.
