@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         default="",
         metavar="PATCHES",
         help="run minimalt with these proposed changes applied (comma-separated; see "
-        "bench/peers/whatif.py: timer-floor, hashlib-blake2b, gc-threshold)",
+        "bench/peers/whatif.py: gc-threshold; count-timers only counts)",
     )
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument(
