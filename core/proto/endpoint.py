@@ -183,8 +183,7 @@ class Endpoint:
     def _new_tid(self) -> int:
         while True:
             tid = int.from_bytes(self.random(8), "big") & C.TID_MASK
-            taken = tid in self.tunnels or tid in self._aliases or tid in self._draining
-            if tid and not taken:
+            if tid and not self._tid_taken(tid):
                 return tid
 
     # --- input -------------------------------------------------------------------------------
@@ -198,7 +197,7 @@ class Endpoint:
             if not raw_tid & C.FLAGS_MASK:  # the common case: no clear sections
                 tunnel = self.tunnels.get(raw_tid) or self._aliases.get(raw_tid)
                 if tunnel is None:
-                    draining = self._draining.get(raw_tid, -1.0) > now
+                    draining = self._is_draining(raw_tid, now)
                     self._count("draining_tunnel" if draining else "unknown_tunnel")
                     return
                 tunnel.receive_plain(data, raw_tid, nonce, addr, now)
@@ -211,7 +210,7 @@ class Endpoint:
         tunnel = self.tunnels.get(header.tid)
         if tunnel is not None:
             tunnel.receive(header, data, addr, now)
-        elif self._draining.get(header.tid, -1.0) > now:
+        elif self._is_draining(header.tid, now):
             self._count("draining_tunnel")  # (a first packet again: no new tunnel for it)
             return
         elif header.client_public is not None:
@@ -229,8 +228,7 @@ class Endpoint:
         the tunnel's current size sends it back to the base size."""
         if len(data) < C.HEADER_SIZE:
             return
-        (raw_tid,) = struct.unpack_from(">Q", data, 0)
-        tid = raw_tid & C.TID_MASK
+        tid = _HEADER.unpack_from(data, 0)[0] & C.TID_MASK
         tunnel = self.tunnels.get(tid) or self._aliases.get(tid)
         if tunnel is None:
             return
@@ -432,6 +430,10 @@ class Endpoint:
             else:
                 self._per_source.pop(source, None)
 
+    def _is_draining(self, tid: int, now: float) -> bool:
+        """``tid`` named a tunnel the peer closed, and its linger has not ended."""
+        return self._draining.get(tid, -1.0) > now
+
     def _expire_draining(self, now: float) -> None:
         order = self._draining_order
         while order and order[0][0] <= now:
@@ -439,9 +441,13 @@ class Endpoint:
             if self._draining.get(tid) == deadline:
                 del self._draining[tid]
 
+    def _tid_taken(self, tid: int) -> bool:
+        """A tunnel uses ``tid`` (as its TID or an alias), or did until a linger now running."""
+        return tid in self.tunnels or tid in self._aliases or tid in self._draining
+
     def _add_alias(self, tunnel: Tunnel, tid: int) -> bool:
         """Let ``tid`` reach ``tunnel`` too; False if some tunnel already uses it."""
-        if tid in self.tunnels or tid in self._aliases or tid in self._draining:
+        if self._tid_taken(tid):
             return False
         self._aliases[tid] = tunnel
         return True
