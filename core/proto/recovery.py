@@ -352,6 +352,16 @@ class LossRecovery:
             return True
         return self.bytes_in_flight + size <= self.congestion.cwnd
 
+    def persistent_congestion_period(self) -> float:
+        """RFC 9002 §7.6.1: losses spanning this long, with no ack between, are persistent
+        congestion (and, of big packets only, a path MTU black hole)."""
+        return self.pto_period() * K_PERSISTENT_CONGESTION_THRESHOLD
+
+    def pto_period(self) -> float:
+        """One probe timeout without backoff (RFC 9002 §6.2.1): what closing lingers, path
+        checks and path MTU probes are timed in."""
+        return self.rtt.pto_base() + self.max_ack_delay
+
     def in_flight_packets(self) -> int:
         """Number of packets counted in ``bytes_in_flight``."""
         return self._in_flight_count
@@ -360,9 +370,7 @@ class LossRecovery:
 
     def _pto_deadline(self) -> float:
         backoff = 1 << min(self.pto_count, _MAX_PTO_BACKOFF_EXPONENT)
-        return (
-            self._time_of_last_ack_eliciting + (self.rtt.pto_base() + self.max_ack_delay) * backoff
-        )
+        return self._time_of_last_ack_eliciting + self.pto_period() * backoff
 
     def _detect_lost(self, now: float) -> list[SentPacket]:
         """RFC 9002 §6.1 / A.10: remove and return the packets now deemed lost, set loss time.
@@ -440,7 +448,7 @@ class LossRecovery:
         first_sample = self._first_rtt_sample_time
         if first_sample is None or len(lost) < 2:
             return False
-        duration = (self.rtt.pto_base() + self.max_ack_delay) * K_PERSISTENT_CONGESTION_THRESHOLD
+        duration = self.persistent_congestion_period()
         start: float | None = None
         previous_pn = -2
         for packet in lost:

@@ -71,7 +71,7 @@ from .pmtud import BASE, DISABLED, SEARCHING, PathMtu
 from .puzzle import solve
 from .rangeset import RangeSet
 from .records import RecordError, ServerRecord
-from .recovery import K_PERSISTENT_CONGESTION_THRESHOLD, LossRecovery, SentPacket
+from .recovery import LossRecovery, SentPacket
 from .replay import ReplayWindow
 
 if TYPE_CHECKING:
@@ -1067,10 +1067,7 @@ class Tunnel:
             # RFC 8899 §4.3: big packets lost over a persistent-congestion period while none
             # got through (small ones do, or nothing would be declared lost): a black hole.
             base = pmtu.base
-            rtt = self.recovery.rtt
-            period = (rtt.pto_base() + self.config.max_ack_delay) * (
-                K_PERSISTENT_CONGESTION_THRESHOLD
-            )
+            period = self.recovery.persistent_congestion_period()
             for packet in lost:
                 if (
                     packet.size > base
@@ -1425,7 +1422,7 @@ class Tunnel:
         if self.state != OPEN:
             return
         self.state = state
-        linger = C.CLOSE_LINGER_PTOS * (self.recovery.rtt.pto_base() + self.config.max_ack_delay)
+        linger = C.CLOSE_LINGER_PTOS * self.recovery.pto_period()
         self._close_deadline = self._last_received + linger
         for conn in list(self.connections.values()):
             conn.reset = True
@@ -1461,7 +1458,7 @@ class Tunnel:
             self._path_budget = 0
             self._path_challenge_sent = -1.0
         self._path_budget += size  # amplification limit on the unproven path too
-        pto = self.recovery.rtt.pto_base() + self.config.max_ack_delay
+        pto = self.recovery.pto_period()
         if self._path_challenge_sent < 0 or now - self._path_challenge_sent >= pto:
             packet = self._challenge_packet(now)
             if len(packet) <= self._path_budget:
@@ -1550,7 +1547,7 @@ class Tunnel:
         without a congestion signal: the path dropped it for its size, not for the load."""
         pmtu = self._pmtu
         assert pmtu is not None  # (only called above the base size)
-        pto = self.recovery.rtt.pto_base() + self.config.max_ack_delay
+        pto = self.recovery.pto_period()
         pmtu.on_black_hole(now, pto)
         dropped = self.recovery.discard_larger_than(pmtu.base)
         self.packets_lost += len(dropped)
@@ -1611,7 +1608,7 @@ class Tunnel:
         after half the idle timeout (an idle tunnel must be allowed to time out)."""
         if not self.is_client or not self.connections:
             return None
-        pto = self.recovery.rtt.pto_base() + self.config.max_ack_delay
+        pto = self.recovery.pto_period()
         deadline = self._last_stream_data + 2 * pto * (1 << min(self._waiting_pings, 12))
         if deadline >= self._last_stream_data + self.config.idle_timeout / 2:
             return None
@@ -1669,7 +1666,7 @@ class Tunnel:
             # The probe arms no PTO; it is lost one PTO after the last ack-eliciting packet
             # (as the PTO would say). While later packets go out, acknowledgements of them
             # decide (packet and time thresholds), with the RTT of the moment.
-            later = self._last_sent + self.recovery.rtt.pto_base() + self.config.max_ack_delay
+            later = self._last_sent + self.recovery.pto_period()
             if later > now:
                 pmtu.probe_deadline = later
             else:
@@ -1855,7 +1852,7 @@ class Tunnel:
         self.packets_sent += 1
         self.bytes_sent += size
         self._last_sent = now
-        pmtu.on_probe_sent(pn, size, now, recovery.rtt.pto_base() + self.config.max_ack_delay)
+        pmtu.on_probe_sent(pn, size, now, recovery.pto_period())
         self.endpoint.pmtu_probes_sent += 1
         if self._trace:
             self._trace(now, "transport:packet_sent", {"pn": pn, "size": size, "pmtu_probe": True})
