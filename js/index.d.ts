@@ -184,17 +184,13 @@ export interface ServerOptions {
   writableHighWaterMark?: number;
 }
 
-export interface ListenOptions {
+/** listen()'s options: where to bind, and the server options that may be given here instead. */
+export interface ListenOptions
+  extends Pick<ServerOptions, 'service' | 'services' | 'identity' | 'advertise' | 'keyLifetime' | 'register'> {
   /** UDP port (0: any free port). Default 0. */
   port?: number;
   /** Address to bind. Default '127.0.0.1'. */
   host?: string;
-  service?: string | string[];
-  services?: string | string[];
-  identity?: string;
-  advertise?: string | { host: string; port: number };
-  keyLifetime?: number;
-  register?: boolean;
 }
 
 /**

@@ -53,6 +53,23 @@ function createServer(options, connectionListener) {
   return new Server(options, connectionListener);
 }
 
+/**
+ * Resolve with `emitter` on its first `event`, or reject with its first 'error'; whichever comes
+ * first removes the other listener.
+ */
+function settleOn(emitter, event, resolve, reject) {
+  const onError = (error) => {
+    emitter.off(event, onEvent);
+    reject(error);
+  };
+  const onEvent = () => {
+    emitter.off('error', onError);
+    resolve(emitter);
+  };
+  emitter.once('error', onError);
+  emitter.once(event, onEvent);
+}
+
 /** Promise versions of connect and listen. They reject with the same coded errors. */
 const promises = {
   /**
@@ -61,17 +78,7 @@ const promises = {
    */
   connect(options) {
     return new Promise((resolve, reject) => {
-      const socket = connect(options);
-      const onError = (error) => {
-        socket.off('connect', onConnect);
-        reject(error);
-      };
-      const onConnect = () => {
-        socket.off('error', onError);
-        resolve(socket);
-      };
-      socket.once('error', onError);
-      socket.once('connect', onConnect);
+      settleOn(connect(options), 'connect', resolve, reject);
     });
   },
 
@@ -84,16 +91,7 @@ const promises = {
   listen(options, connectionListener) {
     return new Promise((resolve, reject) => {
       const server = createServer(options, connectionListener);
-      const onError = (error) => {
-        server.off('listening', onListening);
-        reject(error);
-      };
-      const onListening = () => {
-        server.off('error', onError);
-        resolve(server);
-      };
-      server.once('error', onError);
-      server.once('listening', onListening);
+      settleOn(server, 'listening', resolve, reject);
       server.listen({ port: options?.port ?? 0, host: options?.host });
     });
   },

@@ -23,32 +23,32 @@ from ..proto import constants as C
 #: A Python exception surfaced through the bridge with no better code.
 INTERNAL = "EMLTINTERNAL"
 
+#: Exception class -> Node ``code``: the first class ``exc`` is an instance of wins, so the order
+#: matters (NameNotFound before DirectoryError, TimeoutError before OSError, OSError before
+#: ValueError). Two codes are refined in ``error_code``: EMLTCLOSED and EMLTOS.
+_CODES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    (ConnectTimeoutError, "ETIMEDOUT"),
+    (ConnectionRefused, "ECONNREFUSED"),
+    (ConnectionReset, "ECONNRESET"),
+    (TunnelClosedError, "EMLTCLOSED"),  # ETIMEDOUT when closed by the idle timeout
+    (NameNotFound, "ENOTFOUND"),  # as Node's dns for a name nobody has
+    (DirectoryError, "EMLTDIRECTORY"),
+    (RecordError, "EMLTRECORD"),
+    (IdentityError, "EMLTIDENTITY"),
+    (RemoteProtocolError, "EMLTPROTO"),
+    (LocalProtocolError, "EMLTLOCAL"),
+    (TimeoutError, "ETIMEDOUT"),
+    (OSError, "EMLTOS"),  # unless it (or its cause) has an errno, or is a failed resolution
+    ((ValueError, TypeError), "ERR_INVALID_ARG_VALUE"),
+)
+
 
 def error_code(exc: BaseException) -> str:
     """The ``code`` Node's ``Error`` gets for ``exc``."""
-    if isinstance(exc, ConnectTimeoutError):
-        return "ETIMEDOUT"
-    if isinstance(exc, ConnectionRefused):
-        return "ECONNREFUSED"
-    if isinstance(exc, ConnectionReset):
-        return "ECONNRESET"
-    if isinstance(exc, TunnelClosedError):
-        return "ETIMEDOUT" if exc.code == C.ERR_IDLE_TIMEOUT else "EMLTCLOSED"
-    if isinstance(exc, NameNotFound):
-        return "ENOTFOUND"  # as Node's dns for a name nobody has
-    if isinstance(exc, DirectoryError):
-        return "EMLTDIRECTORY"
-    if isinstance(exc, RecordError):
-        return "EMLTRECORD"
-    if isinstance(exc, IdentityError):
-        return "EMLTIDENTITY"
-    if isinstance(exc, RemoteProtocolError):
-        return "EMLTPROTO"
-    if isinstance(exc, LocalProtocolError):
-        return "EMLTLOCAL"
-    if isinstance(exc, TimeoutError):
-        return "ETIMEDOUT"
-    if isinstance(exc, OSError):
+    code = next((code for cls, code in _CODES if isinstance(exc, cls)), INTERNAL)
+    if code == "EMLTCLOSED" and isinstance(exc, TunnelClosedError):
+        return "ETIMEDOUT" if exc.code == C.ERR_IDLE_TIMEOUT else code
+    if code == "EMLTOS" and isinstance(exc, OSError):
         # uvloop re-raises bind errors without an errno; the original is their cause.
         cause: BaseException | None = exc
         while isinstance(cause, OSError):
@@ -57,10 +57,7 @@ def error_code(exc: BaseException) -> str:
             cause = cause.__cause__
         if str(exc).startswith("cannot resolve"):
             return "ENOTFOUND"  # what Node's dns reports for a name that does not resolve
-        return "EMLTOS"
-    if isinstance(exc, (ValueError, TypeError)):
-        return "ERR_INVALID_ARG_VALUE"
-    return INTERNAL
+    return code
 
 
 def error_fields(exc: BaseException) -> dict[str, Any]:
