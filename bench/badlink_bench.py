@@ -39,6 +39,7 @@ for path in (str(ROOT), str(HERE)):
 from latency_bench import (  # noqa: E402
     ALPN,
     _child,
+    _client_role,
     _read_json,
     _stop,
     make_certificate,
@@ -388,16 +389,7 @@ def measure(mib: int, runs: int, network: str) -> dict[str, Any]:
                 "runs": runs,
                 "competing_tcp": scenario["tcp"],
             }
-            done = subprocess.run(
-                client_prefix + me + ["--role", "client", "--spec", json.dumps(spec)],
-                capture_output=True,
-                text=True,
-                timeout=1800,
-                cwd=ROOT,
-            )
-            if done.returncode != 0:
-                raise RuntimeError(f"client failed in {name}:\n{done.stderr[-3000:]}")
-            cell = json.loads(done.stdout.strip().splitlines()[-1])
+            cell = _client_role(client_prefix + me, spec, 1800, f"in {name}")
             results["scenarios"][name] = cell
             print(
                 f"  {scenario['label']}: "

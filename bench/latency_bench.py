@@ -494,6 +494,23 @@ _LINES: dict[int, dict[str, Any]] = {}
 SERVERS = ["tcp", "tls12", "tls13", "quic", "minimalt", "directory", "ping"]
 
 
+def _client_role(
+    command: list[str], spec: dict[str, Any], timeout: float, what: str
+) -> dict[str, Any]:
+    """Run ``command --role client --spec SPEC`` (a benchmark's own client role, in a process
+    of its own) and return the JSON line it prints last; ``what`` names the cell in errors."""
+    done = subprocess.run(
+        command + ["--role", "client", "--spec", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"client failed {what}:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 def _child(argv: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, cwd=ROOT
@@ -604,16 +621,7 @@ def measure(delays: list[float], runs: int, network: str, protocols: list[str]) 
                 "runs": runs,
                 "protocols": protocols,
             }
-            done = subprocess.run(
-                prefix + me + ["--role", "client", "--spec", json.dumps(spec)],
-                capture_output=True,
-                text=True,
-                timeout=900,
-                cwd=ROOT,
-            )
-            if done.returncode != 0:
-                raise RuntimeError(f"client failed at {delay} ms:\n{done.stderr[-3000:]}")
-            cell = json.loads(done.stdout.strip().splitlines()[-1])
+            cell = _client_role(prefix + me, spec, 900, f"at {delay} ms")
             results["cells"][str(delay)] = cell
             medians = ", ".join(
                 f"{p} {statistics.median(v) * 1000:.1f}" for p, v in cell["runs"].items() if v
