@@ -11,7 +11,7 @@ import uvloop
 
 import minimalt
 
-from .leaks import no_leaked_resources  # noqa: F401  (autouse fixture)
+from .leaks import no_leaked_resources, no_leaked_tasks  # noqa: F401  (autouse fixtures)
 
 LOOP_FACTORIES = {"uvloop": uvloop.new_event_loop, "asyncio": asyncio.new_event_loop}
 
@@ -34,19 +34,6 @@ else:  # older pytest-asyncio: the (since deprecated) loop-policy fixture does t
 
 def on_uvloop() -> bool:
     return isinstance(asyncio.get_running_loop(), uvloop.Loop)
-
-
-@pytest.fixture(autouse=True)
-async def no_leaked_tasks():
-    """Every task a test started (handlers, pumps) has finished when the test ends."""
-    yield
-    current = asyncio.current_task()
-    others = {task for task in asyncio.all_tasks() if task is not current}
-    if others:
-        _, pending = await asyncio.wait(others, timeout=2.0)
-        for task in pending:
-            task.cancel()
-        assert not pending, f"tasks still running 2 s after the test: {pending}"
 
 
 async def echo(conn: minimalt.Connection) -> None:

@@ -1,10 +1,13 @@
-"""A fixture failing any test that leaves a socket, a thread or a child process behind.
+"""Fixtures failing any test that leaves a task, a socket, a thread or a child process behind.
 
-Checked after the test's event loop is closed (it is set up before the loop fixture), so what
-the loop closes on shutdown, such as the default minimalt client, counts as cleaned up."""
+``no_leaked_resources`` is checked after the test's event loop is closed (it is set up before
+the loop fixture), so what the loop closes on shutdown, such as the default minimalt client,
+counts as cleaned up. ``no_leaked_tasks`` runs inside the loop, for async tests: a conftest
+imports the ones its tests need (an autouse fixture applies where it is imported)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import threading
@@ -54,3 +57,16 @@ def no_leaked_resources():
     assert not leaked_sockets, f"sockets left open: {sorted(leaked_sockets)}"
     assert not leaked_children, f"child processes left behind: {sorted(leaked_children)}"
     assert not leaked_threads, f"threads left running: {leaked_threads}"
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks():
+    """Every task a test started (handlers, pumps, relays) has finished when the test ends."""
+    yield
+    current = asyncio.current_task()
+    others = {task for task in asyncio.all_tasks() if task is not current}
+    if others:
+        _, pending = await asyncio.wait(others, timeout=2.0)
+        for task in pending:
+            task.cancel()
+        assert not pending, f"tasks still running 2 s after the test: {pending}"

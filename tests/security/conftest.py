@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio.plugin
 import uvloop
 
-from ..aio.leaks import no_leaked_resources  # noqa: F401  (autouse fixture)
+from ..aio.leaks import no_leaked_resources, no_leaked_tasks  # noqa: F401  (autouse fixtures)
 
 LOOP_FACTORIES = {"uvloop": uvloop.new_event_loop}
 
@@ -57,16 +57,3 @@ async def no_runtime_errors():
         loop.set_exception_handler(None)
     assert not escaped, f"exceptions escaped into the event loop: {escaped}"
     assert not recorder.records, [r.getMessage() for r in recorder.records]
-
-
-@pytest.fixture(autouse=True)
-async def no_leaked_tasks():
-    """Every task a test started (handlers, pumps, relays) has finished when it ends."""
-    yield
-    current = asyncio.current_task()
-    others = {task for task in asyncio.all_tasks() if task is not current}
-    if others:
-        _, pending = await asyncio.wait(others, timeout=2.0)
-        for task in pending:
-            task.cancel()
-        assert not pending, f"tasks still running 2 s after the test: {pending}"
