@@ -21,16 +21,21 @@ async def test_echo_round_trip(echo_server):
         assert conn.at_eof()
 
 
-async def test_retry_safe_request_rides_in_the_first_packet():
-    seen = []
+def upper_noting_packets(seen: list[int]):
+    """A handler that answers the request in upper case, first appending to ``seen`` how many
+    packets the server had received (``conn.stats``) when the request was readable."""
 
     async def answer(conn):
         request = await conn.read(100)
-        # What the server had received when the request was readable: one packet.
         seen.append(conn.stats["packets_received"])
         conn.write(request.upper())
 
-    async with minimalt.serve(answer, service="up") as server:
+    return answer
+
+
+async def test_retry_safe_request_rides_in_the_first_packet():
+    seen: list[int] = []
+    async with minimalt.serve(upper_noting_packets(seen), service="up") as server:
         async with minimalt.Client() as client:
             conn = await client.connect(server.record.to_text(), "up", retry_safe=True)
             conn.write(b"get /")
@@ -42,14 +47,8 @@ async def test_retry_safe_request_rides_in_the_first_packet():
 
 
 async def test_data_not_retry_safe_waits_for_the_servers_answer():
-    seen = []
-
-    async def answer(conn):
-        request = await conn.read(100)
-        seen.append(conn.stats["packets_received"])
-        conn.write(request.upper())
-
-    async with minimalt.serve(answer, service="up") as server:
+    seen: list[int] = []
+    async with minimalt.serve(upper_noting_packets(seen), service="up") as server:
         async with minimalt.Client() as client:
             conn = await client.connect(server.record, "up")
             conn.write(b"post /")
