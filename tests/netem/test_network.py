@@ -50,6 +50,16 @@ def tcp_pair(net: EmulatedNetwork) -> tuple[socket.socket, socket.socket, float]
     return client, accepted, took
 
 
+def recv_exactly(sock: socket.socket, size: int) -> bytearray:
+    """``size`` bytes from ``sock``; fails if the peer closes first."""
+    received = bytearray()
+    while len(received) < size:
+        chunk = sock.recv(65536)
+        assert chunk, f"the peer closed after {len(received)} of {size} bytes"
+        received += chunk
+    return received
+
+
 def test_tcp_handshake_pays_the_round_trip(network):
     client, server, took = tcp_pair(network)
     with client, server:
@@ -70,11 +80,7 @@ def test_link_changes_apply_to_every_packet(network):
         payload = os.urandom(256 << 10)
         started = time.monotonic()
         client.sendall(payload)
-        received = bytearray()
-        while len(received) < len(payload):
-            chunk = server.recv(65536)
-            assert chunk
-            received += chunk
+        received = recv_exactly(server, len(payload))
         elapsed = time.monotonic() - started
     assert bytes(received) == payload
     assert elapsed >= len(payload) * 8 / 2e6 * 0.95  # the 2 Mbit/s limit held
@@ -88,11 +94,7 @@ def test_loss_on_the_link_is_recovered_by_tcp(network):
     with client, server:
         payload = os.urandom(128 << 10)
         client.sendall(payload)
-        received = bytearray()
-        while len(received) < len(payload):
-            chunk = server.recv(65536)
-            assert chunk
-            received += chunk
+        received = recv_exactly(server, len(payload))
     assert bytes(received) == payload
     assert network.stats()["c2s"]["lost"] > 0
 
