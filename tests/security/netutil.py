@@ -1,7 +1,7 @@
 """What the attack tests share: a capturing (and optionally delaying) UDP relay, attacker and
-victim sockets that count what they receive, server endpoints holding given keys (a replica,
-or a restarted process that loaded its keys from disk), child processes, and a bounded wait
-on conditions the runtime reports no event for."""
+victim sockets that count what they receive, an echo server and one request to it, server
+endpoints holding given keys (a replica, or a restarted process that loaded its keys from
+disk), child processes, and a bounded wait on conditions the runtime reports no event for."""
 
 from __future__ import annotations
 
@@ -153,6 +153,17 @@ async def echo(conn: minimalt.Connection) -> None:
     while data := await conn.read(1 << 16):
         conn.write(data)
         await conn.drain()
+
+
+async def echo_request(client: minimalt.Client, record: Any, payload: bytes, **kw: Any) -> bytes:
+    """One retry-safe request to the ``echo`` service on a new connection: ``payload`` written
+    and the stream ended, the answer read to its end (within 10 s), the connection closed."""
+    conn = await client.connect(record, "echo", retry_safe=True, **kw)
+    conn.write(payload)
+    conn.write_eof()
+    answer = await asyncio.wait_for(conn.read(), 10)
+    await conn.wait_closed()
+    return answer
 
 
 def make_keys(name: str = "security") -> tuple[ServerKeys, bytes, int]:

@@ -17,7 +17,7 @@ import minimalt
 from minimalt.proto import constants as C
 from minimalt.proto.endpoint import Endpoint
 
-from .netutil import Relay, Sink, closing, eventually, is_first_packet
+from .netutil import Relay, Sink, closing, echo_request, eventually, is_first_packet
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
@@ -96,10 +96,6 @@ async def test_a_real_clients_first_packets_are_padded_to_the_minimum_size():
     server = await minimalt.serve(answer, service="echo", advertise=relay.address)
     relay.target = server.address
     async with closing(server, relay), minimalt.Client() as client:
-        conn = await client.connect(server.record, "echo", retry_safe=True)
-        conn.write(b"x")
-        conn.write_eof()
-        assert await conn.read() == b"x"
-        await conn.wait_closed()
+        assert await echo_request(client, server.record, b"x") == b"x"
     firsts = relay.first_packets()
     assert firsts and all(len(data) >= C.MIN_FIRST_PACKET_SIZE for data in firsts)

@@ -12,18 +12,9 @@ import pytest
 
 import minimalt
 
-from .netutil import closing, echo, eventually
+from .netutil import closing, echo, echo_request, eventually
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
-
-
-async def _request(client: minimalt.Client, record, payload: bytes, **kw) -> bytes:
-    conn = await client.connect(record, "echo", retry_safe=True, **kw)
-    conn.write(payload)
-    conn.write_eof()
-    answer = await asyncio.wait_for(conn.read(), 10)
-    await conn.wait_closed()
-    return answer
 
 
 async def test_tunnel_limits_per_source_and_in_total_refuse_new_tunnels_only():
@@ -36,25 +27,25 @@ async def test_tunnel_limits_per_source_and_in_total_refuse_new_tunnels_only():
 
     async def refused(client: minimalt.Client, reason: str) -> None:
         with pytest.raises(minimalt.ConnectTimeoutError) as info:
-            await _request(client, server.record, b"one tunnel too many")
+            await echo_request(client, server.record, b"one tunnel too many")
         assert "no answer from" in str(info.value) and "within 1 s" in str(info.value)
         assert server.stats()["drops"][reason] >= 1
 
     async with closing(server, *admitted, same_source, over_total):
         for i, client in enumerate(admitted[:3]):
-            assert await _request(client, server.record, b"hello %d" % i) == b"hello %d" % i
+            assert await echo_request(client, server.record, b"hello %d" % i) == b"hello %d" % i
         await refused(same_source, "source_tunnel_limit")  # a third from 127.0.0.1
-        assert await _request(admitted[3], server.record, b"hello 3") == b"hello 3"
+        assert await echo_request(admitted[3], server.record, b"hello 3") == b"hello 3"
         assert len(server.tunnels) == 4
         await refused(over_total, "tunnel_limit")  # a fifth in total
 
         # The tunnels already open carry on, and a freed slot admits a new client.
         for i, client in enumerate(admitted):
-            assert await _request(client, server.record, b"again %d" % i) == b"again %d" % i
+            assert await echo_request(client, server.record, b"again %d" % i) == b"again %d" % i
         await admitted[0].aclose()
         await eventually(lambda: len(server.tunnels) == 3, 5, "the closed tunnel released")
         async with minimalt.Client(local_host="127.0.0.1") as late:
-            assert await _request(late, server.record, b"slot freed") == b"slot freed"
+            assert await echo_request(late, server.record, b"slot freed") == b"slot freed"
         assert len(server.tunnels) <= 4
 
 
@@ -85,7 +76,7 @@ async def test_a_peer_that_stops_reading_bounds_what_the_server_buffers():
         assert window <= stats["bytes_received"] <= window * 1.1 + 16_000, stats
         assert conn.buffered > len(upload) - window * 1.1
         # The tunnel is not broken: another connection on it is served meanwhile.
-        assert await _request(client, server.record, b"still served") == b"still served"
+        assert await echo_request(client, server.record, b"still served") == b"still served"
         assert len(server.tunnels) == 1
         resume.set()
         digest = await asyncio.wait_for(conn.read(), 20)

@@ -21,7 +21,7 @@ from minimalt.proto import constants as C
 from minimalt.proto import crypto
 from minimalt.proto.packet import parse_header
 
-from .netutil import Relay, Sink, child, closing, echo, eventually
+from .netutil import Relay, Sink, child, closing, echo, echo_request, eventually
 
 pytestmark = [pytest.mark.network, pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -103,11 +103,7 @@ async def test_reused_and_forged_puzzle_solutions_are_refused_before_any_curve25
     attacker = await Sink.bind()
     async with closing(server, relay, attacker):
         async with minimalt.Client() as client:
-            conn = await client.connect(server.record, "echo", retry_safe=True)
-            conn.write(b"solved")
-            conn.write_eof()
-            assert await asyncio.wait_for(conn.read(), 10) == b"solved"
-            await conn.wait_closed()
+            assert await echo_request(client, server.record, b"solved") == b"solved"
         assert server.endpoint.puzzles.stats.solved == 1
         answered = [data for data in relay.first_packets() if parse_header(data).puzzle is not None]
         genuine = answered[0]
