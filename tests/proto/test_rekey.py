@@ -32,6 +32,16 @@ def _pair(**client_options):
     )
 
 
+def _echo_answered(sim, client, record, client_app, data: bytes):
+    """A tunnel from ``client`` with one retry-safe echo connection whose first ``data`` has
+    come back: a tunnel both ends hold keys for. Returns the tunnel and the connection id."""
+    tunnel = client.connect(record, sim.now)
+    cid = tunnel.open_connection("echo", retry_safe=True)
+    tunnel.send(cid, data)
+    assert sim.run(lambda: cid in client_app.data, timeout=5)
+    return tunnel, cid
+
+
 def test_rekeys_during_a_50_mb_transfer_keep_every_byte_in_order():
     sim, server, client, record, server_app, client_app = _pair(rekey_packets=4000)
     payload = hashlib.shake_256(b"rekey").digest(50 << 20)
@@ -64,10 +74,7 @@ def test_rekeys_during_a_50_mb_transfer_keep_every_byte_in_order():
 
 def test_server_asks_and_the_client_moves_to_a_new_tid():
     sim, server, client, record, server_app, client_app = make_pair(echo=True)
-    tunnel = client.connect(record, sim.now)
-    cid = tunnel.open_connection("echo", retry_safe=True)
-    tunnel.send(cid, b"before")
-    assert sim.run(lambda: cid in client_app.data, timeout=5)
+    tunnel, cid = _echo_answered(sim, client, record, client_app, b"before")
     old_tid = tunnel.tid
     old_keys = _keys(tunnel)
     stunnel = next(iter(server.tunnels.values()))
@@ -100,10 +107,7 @@ def test_packets_under_a_retired_tid_are_dropped():
     sim, server, client, record, server_app, client_app = make_pair(echo=True)
     old_packets: list[bytes] = []
     sim.links[(CLIENT, SERVER)].drop = lambda d: old_packets.append(d) or False
-    tunnel = client.connect(record, sim.now)
-    cid = tunnel.open_connection("echo", retry_safe=True)
-    tunnel.send(cid, b"one")
-    assert sim.run(lambda: cid in client_app.data, timeout=5)
+    tunnel, cid = _echo_answered(sim, client, record, client_app, b"one")
     tunnel.rekey()
     tunnel.send(cid, b"two")
     assert sim.run(lambda: bytes(client_app.data[cid]) == b"onetwo", timeout=5)
@@ -115,10 +119,7 @@ def test_packets_under_a_retired_tid_are_dropped():
 
 def test_only_the_client_rekeys():
     sim, server, client, record, server_app, client_app = make_pair(echo=True)
-    tunnel = client.connect(record, sim.now)
-    cid = tunnel.open_connection("echo", retry_safe=True)
-    tunnel.send(cid, b"x")
-    assert sim.run(lambda: cid in client_app.data, timeout=5)
+    tunnel, _ = _echo_answered(sim, client, record, client_app, b"x")
     with pytest.raises(LocalProtocolError):
         next(iter(server.tunnels.values())).rekey()
     with pytest.raises(LocalProtocolError):
