@@ -36,7 +36,7 @@ from .aio import (
     run,
     serve,
 )
-from .aio.client import DEFAULT_CONNECT_TIMEOUT, _as_name
+from .aio.client import DEFAULT_CONNECT_TIMEOUT, _as_name, _pin
 from .aio.directory import DirectoryClient, serve_directory
 from .directory.config import (
     NOT_CONFIGURED,
@@ -102,21 +102,23 @@ def _load_record_arg(value: str) -> ServerRecord:
         raise CLIError(f"malformed record: {exc}") from None
 
 
+def _load_identity(path: str) -> Identity:
+    """``Identity.load``, a missing or malformed file becoming the one error line."""
+    try:
+        return Identity.load(path)
+    except IdentityError as exc:
+        raise CLIError(str(exc)) from None
+
+
 def _pin_arg(value: str | None) -> bytes | None:
     if value is None:
         return None
     if os.path.exists(value):  # an identity file: pin its public key
-        try:
-            return Identity.load(value).public
-        except IdentityError as exc:
-            raise CLIError(str(exc)) from None
+        return _load_identity(value).public
     try:
-        key = bytes.fromhex(value)
+        return _pin(value)  # the check connect(identity=...) applies, with the CLI's message
     except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise CLIError("--identity-key takes 64 hex digits or an identity file")
-    return key
+        raise CLIError("--identity-key takes 64 hex digits or an identity file") from None
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -289,16 +291,23 @@ def _forget_signals() -> None:
         loop.remove_signal_handler(signum)
 
 
-async def _serve_main(args: argparse.Namespace) -> int:
+def _server_identity(args: argparse.Namespace, name: str, throwaway_note: str) -> Identity:
+    """The identity file given with -i/--identity, else a new throw-away identity called
+    ``name``, announced with ``throwaway_note`` (unless --quiet)."""
     if args.identity is not None:
-        try:
-            identity = Identity.load(os.path.expanduser(args.identity))
-        except IdentityError as exc:
-            raise CLIError(str(exc)) from None
-    else:
-        identity = Identity.generate(args.name)
-        if not args.quiet:
-            _say("no --identity given: using a throw-away identity (see `minimalt keygen`)")
+        return _load_identity(os.path.expanduser(args.identity))
+    identity = Identity.generate(name)
+    if not args.quiet:
+        _say(throwaway_note)
+    return identity
+
+
+async def _serve_main(args: argparse.Namespace) -> int:
+    identity = _server_identity(
+        args,
+        args.name,
+        "no --identity given: using a throw-away identity (see `minimalt keygen`)",
+    )
     if args.forward:
         fhost, fport = _parse_hostport(args.forward)
         handler = forward_handler(fhost, fport)
@@ -440,10 +449,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
 def _directory_key_arg(value: str) -> bytes:
     """A directory key: hex, base64(url), or an identity file (its public key)."""
     if os.path.exists(value):
-        try:
-            return Identity.load(value).public
-        except IdentityError as exc:
-            raise CLIError(str(exc)) from None
+        return _load_identity(value).public
     return parse_key(value)
 
 
@@ -478,15 +484,11 @@ def _add_directory_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def _directory_main(args: argparse.Namespace) -> int:
-    if args.identity is not None:
-        try:
-            identity = Identity.load(os.path.expanduser(args.identity))
-        except IdentityError as exc:
-            raise CLIError(str(exc)) from None
-    else:
-        identity = Identity.generate("directory")
-        if not args.quiet:
-            _say("no --identity given: a throw-away key (clients must be given it again)")
+    identity = _server_identity(
+        args,
+        "directory",
+        "no --identity given: a throw-away key (clients must be given it again)",
+    )
     bindings = {}
     for binding in args.bind or []:
         name, sep, key = binding.partition("=")
@@ -585,6 +587,52 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, str(script), *argv])
 
 
+# --- options shared by several commands --------------------------------------------------------
+# Each is defined once, so that the commands taking it cannot drift apart in flags, defaults or
+# help texts.
+
+
+def _add_server_arguments(p: argparse.ArgumentParser) -> None:
+    """The identity and UDP address of a command that runs a server (serve, directory)."""
+    p.add_argument("-i", "--identity", help="identity file (default: a throw-away identity)")
+    p.add_argument("--host", default="127.0.0.1", help="UDP address to bind (default 127.0.0.1)")
+    p.add_argument("-p", "--port", type=int, default=0, help="UDP port (default: any free port)")
+
+
+def _add_idle_timeout_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="close tunnels silent for S seconds (default 30)",
+    )
+
+
+def _add_quiet_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def _add_timeout_argument(p: argparse.ArgumentParser, *, waiting_for: str) -> None:
+    """-t/--timeout for a command that waits for an answer from ``waiting_for``."""
+    p.add_argument(
+        "-t",
+        "--timeout",
+        type=float,
+        default=DEFAULT_CONNECT_TIMEOUT,
+        metavar="S",
+        help=f"give up if {waiting_for} does not answer (default {DEFAULT_CONNECT_TIMEOUT:g} s)",
+    )
+
+
+def _add_identity_key_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--identity-key", metavar="HEX|FILE", help="require this server identity")
+
+
+def _add_json_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
 # --- entry point -------------------------------------------------------------------------------
 
 
@@ -617,9 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve services over MinimaLT. Prints the signed record clients need "
         "(one line, mlt1:...) on stdout, again after every key rotation.",
     )
-    p.add_argument("-i", "--identity", help="identity file (default: a throw-away identity)")
-    p.add_argument("--host", default="127.0.0.1", help="UDP address to bind (default 127.0.0.1)")
-    p.add_argument("-p", "--port", type=int, default=0, help="UDP port (default: any free port)")
+    _add_server_arguments(p)
     p.add_argument(
         "-s",
         "--service",
@@ -646,13 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-print-record", action="store_true", help="do not print the record")
     p.add_argument("--advertise", metavar="HOST", help="host to put in the record")
     p.add_argument("-n", "--name", default="minimalt", help="name for a throw-away identity")
-    p.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=30.0,
-        metavar="S",
-        help="close tunnels silent for S seconds (default 30)",
-    )
+    _add_idle_timeout_argument(p)
     p.add_argument(
         "--register",
         action="store_true",
@@ -666,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="rotate the ephemeral key every S seconds (default 1800)",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    _add_quiet_argument(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
@@ -686,15 +726,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send the first data in the 0-RTT first flight (it may be replayed)",
     )
-    p.add_argument(
-        "-t",
-        "--timeout",
-        type=float,
-        default=DEFAULT_CONNECT_TIMEOUT,
-        metavar="S",
-        help=f"give up if the server does not answer (default {DEFAULT_CONNECT_TIMEOUT:g} s)",
-    )
-    p.add_argument("--identity-key", metavar="HEX|FILE", help="require this server identity")
+    _add_timeout_argument(p, waiting_for="the server")
+    _add_identity_key_argument(p)
     p.set_defaults(func=cmd_connect)
 
     p = sub.add_parser(
@@ -703,8 +736,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print a record's fields and check signature and expiry.",
     )
     p.add_argument("record", help="record file, record text (mlt1:...), or - for stdin")
-    p.add_argument("--identity-key", metavar="HEX|FILE", help="require this server identity")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_identity_key_argument(p)
+    _add_json_argument(p)
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser(
@@ -714,9 +747,7 @@ def build_parser() -> argparse.ArgumentParser:
         "their names, clients look names up. Prints the two environment variables clients "
         "need (MINIMALT_DIRECTORY, MINIMALT_DIRECTORY_KEY) on stdout.",
     )
-    p.add_argument("-i", "--identity", help="identity file (default: a throw-away identity)")
-    p.add_argument("--host", default="127.0.0.1", help="UDP address to bind (default 127.0.0.1)")
-    p.add_argument("-p", "--port", type=int, default=0, help="UDP port (default: any free port)")
+    _add_server_arguments(p)
     p.add_argument(
         "--store",
         default="~/.config/minimalt/directory.sqlite3",
@@ -738,14 +769,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="also write the client configuration (default ~/.config/minimalt/client.json)",
     )
-    p.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=30.0,
-        metavar="S",
-        help="close tunnels silent for S seconds (default 30)",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    _add_idle_timeout_argument(p)
+    _add_quiet_argument(p)
     p.set_defaults(func=cmd_directory)
 
     p = sub.add_parser(
@@ -756,15 +781,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", help="server name")
     _add_directory_arguments(p)
-    p.add_argument(
-        "-t",
-        "--timeout",
-        type=float,
-        default=DEFAULT_CONNECT_TIMEOUT,
-        metavar="S",
-        help=f"give up if the directory does not answer (default {DEFAULT_CONNECT_TIMEOUT:g} s)",
-    )
-    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_timeout_argument(p, waiting_for="the directory")
+    _add_json_argument(p)
     p.set_defaults(func=cmd_lookup)
 
     p = sub.add_parser(

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from .processes import close_pipes, stop_process
+
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
 MINIMALT = [sys.executable, "-m", "minimalt"]
@@ -51,18 +53,10 @@ class Server:
             raise AssertionError(f"server did not start: {self.proc.stderr.read().decode()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
         try:
-            code = self.proc.wait(10)
+            return stop_process(self.proc, sig)
         finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            for stream in (self.proc.stdout, self.proc.stderr):
-                if stream is not None:
-                    stream.close()
-        return code
+            close_pipes(self.proc)
 
 
 @pytest.fixture

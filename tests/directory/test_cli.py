@@ -4,13 +4,14 @@ registers with ``serve --register``, a client looks it up and connects to it by 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from ..cli.processes import close_pipes, stop_process
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
@@ -35,19 +36,11 @@ class Child:
             raise AssertionError(f"{args[0]} did not start: {self.stderr}")
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
         try:
-            code = self.proc.wait(10)
+            return stop_process(self.proc)
         finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
             self.stderr = self.proc.stderr.read().decode() if self.proc.stderr else ""
-            for stream in (self.proc.stdout, self.proc.stderr):
-                if stream is not None:
-                    stream.close()
-        return code
+            close_pipes(self.proc)
 
 
 @pytest.fixture
