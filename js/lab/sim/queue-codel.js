@@ -8,9 +8,10 @@
  * The code follows the pseudocode in RFC 8289 section 5.
  */
 
-const { Fifo } = require('./fifo');
+const { DropTailQueue } = require('./queue-droptail');
 
-class CoDelQueue {
+/** A drop-tail queue (its hard limits and enqueue) that also drops at dequeue, CoDel's way. */
+class CoDelQueue extends DropTailQueue {
   /**
    * @param {object} config
    * @param {number} [config.packets] hard capacity in packets (tail drop beyond it)
@@ -20,34 +21,15 @@ class CoDelQueue {
    * @param {number} [config.mtu=1500] bytes; below one MTU queued, never drop
    */
   constructor({ packets = Infinity, bytes = Infinity, targetMs = 5, intervalMs = 100, mtu = 1500 } = {}) {
-    this.limitPackets = packets;
-    this.limitBytes = bytes;
+    super({ packets, bytes });
     this.target = targetMs;
     this.interval = intervalMs;
     this.mtu = mtu;
-    this._fifo = new Fifo();
     this._firstAboveTime = 0;
     this._dropNext = 0;
     this._count = 0;
     this._lastCount = 0;
     this._dropping = false;
-  }
-
-  get length() {
-    return this._fifo.length;
-  }
-
-  get bytes() {
-    return this._fifo.bytes;
-  }
-
-  /** Same contract as DropTailQueue#enqueue. */
-  enqueue(packet, now) {
-    if (this._fifo.length + 1 > this.limitPackets) return false;
-    if (this._fifo.bytes + packet.size > this.limitBytes) return false;
-    packet.enqueuedAt = now;
-    this._fifo.push(packet);
-    return true;
   }
 
   /**
