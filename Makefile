@@ -6,7 +6,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMPS := .make-stamps
 
-.PHONY: install demo test test-py test-js bench bench-latency conformance lint clean
+.PHONY: install demo test test-py test-py-compiled test-js compiled bench bench-latency \
+	conformance lint clean
 
 install: $(STAMPS)/venv $(STAMPS)/node
 
@@ -25,15 +26,35 @@ $(STAMPS)/node: package.json package-lock.json
 demo: install
 	$(PY) -m minimalt demo
 
-test: install test-py test-js
+test: install test-py test-py-compiled test-js
 
 test-py: $(STAMPS)/venv
 	$(PY) -m pytest -q
 
+# The protocol core compiled by mypyc into .compiled/ (a copy of the package: the checkout
+# itself never holds a compiled module). Use it with PYTHONPATH=.compiled.
+COMPILED := .compiled
+PY_SOURCES := $(shell find core uvbridge -name '*.py' 2>/dev/null)
+
+$(STAMPS)/compile-tools: $(STAMPS)/venv
+	$(PY) -m pip install --quiet -e '.[compile]'
+	@touch $@
+
+$(COMPILED)/minimalt-compiled.txt: $(STAMPS)/compile-tools $(PY_SOURCES)
+	$(PY) -m minimalt.compile --out $(COMPILED)
+
+compiled: $(COMPILED)/minimalt-compiled.txt
+
+# The same suite again on the compiled core.
+test-py-compiled: compiled
+	PYTHONPATH=$(abspath $(COMPILED)) $(PY) -c 'import minimalt.proto as p, sys; \
+		sys.exit(0 if p.compiled() else "the compiled core did not load")'
+	PYTHONPATH=$(abspath $(COMPILED)) $(PY) -m pytest -q -p no:cacheprovider
+
 test-js: $(STAMPS)/node $(STAMPS)/venv
 	MINIMALT_PYTHON=$(abspath $(PY)) npx jest --ci
 
-bench: install
+bench: install compiled
 	$(PY) bench/run.py
 
 # Latency to the first response byte against TCP, TLS and QUIC: bench/latency.json,
@@ -56,4 +77,4 @@ lint: $(STAMPS)/dev
 	$(PY) -m mypy
 
 clean:
-	rm -rf $(VENV) node_modules $(STAMPS)
+	rm -rf $(VENV) node_modules $(STAMPS) $(COMPILED)

@@ -609,8 +609,8 @@ class EndpointDriver(asyncio.DatagramProtocol):
                 if tunnel is event.tunnel:  # (its peer may have moved since: match the object)
                     del self._client_tunnels[key]
         state = self._tunnels.pop(event.tunnel, None)
-        if state is None:
-            return
+        if state is None or (not state.conns and state.connect_timer is None):
+            return  # nobody to tell (a server's tunnel whose handlers are done, say)
         tunnel = event.tunnel
         if (
             tunnel.is_client

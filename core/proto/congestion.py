@@ -6,6 +6,7 @@ import abc
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
+from ._mypyc import mypyc_attr
 from .constants import MAX_DATAGRAM_SIZE
 from .recovery import K_INITIAL_RTT
 
@@ -41,6 +42,7 @@ _TOKEN_EPSILON = 1e-3  # bytes
 _INF = float("inf")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # an extension point
 class CongestionController(abc.ABC):
     """A congestion window fed by :class:`~minimalt.proto.recovery.LossRecovery`.
 
@@ -115,6 +117,7 @@ class CongestionController(abc.ABC):
         self.app_limited = app_limited
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # an extension point
 class NewReno(CongestionController):
     """RFC 9002 §7 and appendix B: slow start, additive increase, halve once per recovery."""
 
@@ -161,6 +164,7 @@ class NewReno(CongestionController):
         self._bytes_acked = 0
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # an extension point
 class Cubic(CongestionController):
     """CUBIC (RFC 9438) without HyStart: Reno slow start, then the cubic window function
     ``W_cubic(t) = C*(t - K)**3 + W_max`` with a Reno-friendly floor.
@@ -357,7 +361,7 @@ class Pacer:
         if last is not None and now > last:
             tokens += (now - last) * self.rate
             if tokens > self.burst:
-                tokens = self.burst
+                tokens = float(self.burst)
         return tokens
 
     def next_send_time(self, now: float) -> float | None:

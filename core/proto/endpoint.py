@@ -16,6 +16,7 @@ from collections import deque
 from typing import Any
 
 from . import constants as C
+from ._mypyc import mypyc_attr
 from .antireplay import ReplayCache, early_data_verdict
 from .config import EndpointConfig
 from .crypto import (
@@ -41,6 +42,7 @@ _PLACEHOLDER_KEY = (9).to_bytes(32, "little")
 _MIN_PACKET = C.HEADER_SIZE + C.BOX_TAG_SIZE
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tools and tests may extend it
 class Endpoint:
     """See the module docstring.
 
@@ -55,13 +57,16 @@ class Endpoint:
         self,
         config: EndpointConfig | None = None,
         *,
-        random: RandomSource,
+        # (Required; the None default only keeps mypyc's signature of __init__ valid.)
+        random: RandomSource | None = None,
         server_keys: ServerKeys | None = None,
         wall_offset: float = 0.0,
         now: float | None = None,
     ) -> None:
+        if random is None:
+            raise TypeError("Endpoint() needs random=: a function of n returning n random bytes")
         self.config = config if config is not None else EndpointConfig()
-        self.random = random
+        self.random: RandomSource = random
         self.server_keys = server_keys
         self.wall_offset = wall_offset
         self.tunnels: dict[int, Tunnel] = {}  # by current TID

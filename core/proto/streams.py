@@ -7,6 +7,9 @@ from bisect import bisect_right
 from .errors import FinalSizeError, LocalProtocolError
 from .rangeset import RangeSet
 
+#: What a stream (or a datagram) accepts to send: any bytes-like object.
+BytesLike = bytes | bytearray | memoryview
+
 # Writes smaller than this are coalesced into one buffer, so an application writing many tiny
 # messages does not leave one Python object per message (and a Python-level join per packet).
 _SMALL_WRITE = 512
@@ -82,7 +85,7 @@ class SendBuffer:
 
     # -- application side -------------------------------------------------------------------
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: BytesLike) -> None:
         """Queue ``data`` (any bytes-like object); ``LocalProtocolError`` after :meth:`finish`."""
         if self.finished:
             raise LocalProtocolError("write after end of stream")

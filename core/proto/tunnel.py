@@ -73,6 +73,7 @@ from .rangeset import RangeSet
 from .records import RecordError, ServerRecord
 from .recovery import LossRecovery, SentPacket
 from .replay import ReplayWindow
+from .streams import BytesLike
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -485,7 +486,12 @@ class Tunnel:
         return cid
 
     def send(
-        self, cid: int, data: bytes, end_stream: bool = False, *, retry_safe: bool | None = None
+        self,
+        cid: int,
+        data: BytesLike,
+        end_stream: bool = False,
+        *,
+        retry_safe: bool | None = None,
     ) -> None:
         """Queue ``data`` on connection ``cid``; ``end_stream`` half-closes after it.
 
@@ -553,7 +559,7 @@ class Tunnel:
         self._drop_connection(conn)
         self.endpoint._touch(self)
 
-    def send_datagram(self, cid: int, data: bytes) -> None:
+    def send_datagram(self, cid: int, data: BytesLike) -> None:
         """An unreliable message on ``cid`` (no retransmission; dropped if it does not fit)."""
         self._check_open()
         # The base size, not the probed one: a datagram is never re-framed, and the path may
@@ -718,8 +724,13 @@ class Tunnel:
             self._early_recv_key = None
             if addr == self.peer:
                 self.address_validated = True
-            self._register_next_tid()
-        elif self._old_tid is not None:
+            self.on_authenticated(nonce, plaintext, len(data), addr, now)
+            # The client may move to its next TID once we acknowledge this packet: be ready
+            # for it then (not before the frames: a packet that closes the tunnel needs none).
+            if self.state == OPEN:
+                self._register_next_tid()
+            return
+        if self._old_tid is not None:
             # Client: the server follows us into the new epoch; the old one is over.
             self._end_old_epoch()
         self.on_authenticated(nonce, plaintext, len(data), addr, now)

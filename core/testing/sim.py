@@ -266,3 +266,13 @@ def move(sim: Simulation, old: Address, new: Address) -> None:
             sim.links[(new, dst)] = link
         if dst == old:
             sim.links[(src, new)] = link
+
+
+def keys_held(tunnel: Any) -> set[bytes]:
+    """Every packet key a tunnel object holds, in any attribute: what forward-secrecy tests
+    check is gone after a rekey or a close. (``dir()``, not ``__slots__``: the
+    mypyc-compiled ``Tunnel`` has no ``__slots__``.)"""
+    from ..proto.crypto import DirectionKey
+
+    values = (getattr(tunnel, name, None) for name in dir(tunnel) if not name.startswith("__"))
+    return {value.key for value in values if isinstance(value, DirectionKey)}

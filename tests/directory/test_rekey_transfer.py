@@ -8,19 +8,13 @@ import hashlib
 import pytest
 
 import minimalt
-from minimalt.proto.crypto import DirectionKey
 from minimalt.proto.tunnel import Tunnel
+from minimalt.testing.sim import keys_held
 
 pytestmark = [pytest.mark.network, pytest.mark.slow, pytest.mark.timeout(120)]
 
 SIZE = 50 << 20
 CHUNK = 1 << 20
-
-
-def tunnel_keys(tunnel: Tunnel) -> set[bytes]:
-    """Every key the tunnel object holds, in any attribute."""
-    values = (getattr(tunnel, name, None) for name in type(tunnel).__slots__)
-    return {value.key for value in values if isinstance(value, DirectionKey)}
 
 
 async def test_rekeys_during_a_50_mb_transfer_keep_every_byte_and_drop_old_keys():
@@ -45,7 +39,7 @@ async def test_rekeys_during_a_50_mb_transfer_keep_every_byte_and_drop_old_keys(
             conn = await client.connect(server.record, "sink")
             tunnel = conn.tunnel
             tids = [tunnel.tid]
-            key_sets = [tunnel_keys(tunnel)]
+            key_sets = [keys_held(tunnel)]
             for offset in range(0, SIZE, CHUNK):
                 conn.write(payload[offset : offset + CHUNK])
                 await conn.drain()
@@ -53,7 +47,7 @@ async def test_rekeys_during_a_50_mb_transfer_keep_every_byte_and_drop_old_keys(
                     conn.rekey()  # the client moves on its own (nextTid)
                 if tunnel.tid != tids[-1]:
                     tids.append(tunnel.tid)
-                keys = tunnel_keys(tunnel)
+                keys = keys_held(tunnel)
                 if keys != key_sets[-1]:
                     key_sets.append(keys)
             conn.write_eof()
@@ -63,7 +57,7 @@ async def test_rekeys_during_a_50_mb_transfer_keep_every_byte_and_drop_old_keys(
             assert isinstance(stunnel, Tunnel)
             assert stunnel.tid == tunnel.tid and stunnel.epoch == tunnel.epoch
             assert tunnel.epoch >= 5 and len(set(tids)) >= 5
-            current = tunnel_keys(tunnel) | tunnel_keys(stunnel)
+            current = keys_held(tunnel) | keys_held(stunnel)
             retired = set().union(*key_sets) - current
             assert len(retired) >= 2 * 4  # two directions for each finished epoch
             assert not (current & retired)  # neither end holds an old key

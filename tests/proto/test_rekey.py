@@ -9,17 +9,10 @@ import pytest
 
 from minimalt.proto import events as E
 from minimalt.proto.config import EndpointConfig
-from minimalt.proto.crypto import DirectionKey
 from minimalt.proto.errors import LocalProtocolError
-from minimalt.testing.sim import Link
+from minimalt.testing.sim import Link, keys_held
 
 from .test_tunnel import CLIENT, SERVER, make_pair
-
-
-def _keys(tunnel) -> set[bytes]:
-    """Every key a tunnel holds anywhere in its attributes."""
-    values = (getattr(tunnel, name, None) for name in type(tunnel).__slots__)
-    return {value.key for value in values if isinstance(value, DirectionKey)}
 
 
 def _pair(**client_options):
@@ -52,7 +45,7 @@ def test_rekeys_during_a_50_mb_transfer_keep_every_byte_in_order():
     keys_seen: list[set[bytes]] = []
 
     def watch() -> bool:
-        keys = _keys(tunnel)
+        keys = keys_held(tunnel)
         if not keys_seen or keys != keys_seen[-1]:
             keys_seen.append(keys)
         return cid in server_app.ended
@@ -66,7 +59,7 @@ def test_rekeys_during_a_50_mb_transfer_keep_every_byte_in_order():
     stunnel = next(iter(server.tunnels.values()))
     assert stunnel.tid == tunnel.tid and stunnel.epoch == tunnel.epoch
     sim.run(timeout=1)  # let the last switch finish
-    current = _keys(tunnel) | _keys(stunnel)
+    current = keys_held(tunnel) | keys_held(stunnel)
     retired = set().union(*keys_seen[:-2]) - current
     assert len(retired) >= 8  # two directions per finished epoch
     assert not (current & retired)  # an old key is held by neither end
@@ -76,7 +69,7 @@ def test_server_asks_and_the_client_moves_to_a_new_tid():
     sim, server, client, record, server_app, client_app = make_pair(echo=True)
     tunnel, cid = _echo_answered(sim, client, record, client_app, b"before")
     old_tid = tunnel.tid
-    old_keys = _keys(tunnel)
+    old_keys = keys_held(tunnel)
     stunnel = next(iter(server.tunnels.values()))
     stunnel.request_rekey()
     assert sim.run(lambda: server_app.of(E.TunnelRekeyed), timeout=5)  # no data needed
@@ -84,7 +77,7 @@ def test_server_asks_and_the_client_moves_to_a_new_tid():
     assert sim.run(lambda: cid in client_app.ended, timeout=5)
     assert bytes(client_app.data[cid]) == b"before after"
     assert tunnel.tid != old_tid and stunnel.tid == tunnel.tid
-    assert not (_keys(tunnel) & old_keys)
+    assert not (keys_held(tunnel) & old_keys)
     assert old_tid not in server.tunnels and old_tid not in server._aliases
     assert old_tid not in client.tunnels and old_tid not in client._aliases
 

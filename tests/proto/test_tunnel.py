@@ -481,6 +481,29 @@ def test_a_draining_tunnel_is_forgotten_at_once_and_its_late_packets_are_dropped
     assert not server._draining
 
 
+def test_a_close_in_the_clients_first_later_packet_leaves_no_next_tid_behind():
+    # One request, then the client closes at once: its Close is its first packet under the
+    # later key, the kind of packet after which the server registers the TID the client may
+    # rekey to. A packet that closes the tunnel needs none: nothing extra to derive, register,
+    # and then keep for the linger.
+    sim, server, client, record, server_app, client_app = make_pair()
+    tunnel = client.connect(record, sim.now)
+    cid = tunnel.open_connection("echo", retry_safe=True)
+    tunnel.send(cid, b"hello")
+    assert sim.run(lambda: server.tunnels, timeout=5)
+    # Lose what the client sends until it closes (its acknowledgement of the answer).
+    sim.links[(CLIENT, SERVER)].drop = lambda datagram: True
+    assert sim.run(lambda: cid in client_app.data, timeout=5)
+    sim.run(timeout=0.2)
+    stunnel = server_tunnel(server)
+    assert not stunnel._peer_has_diversifier  # nothing under the later key has arrived yet
+    sim.links[(CLIENT, SERVER)].drop = None
+    tunnel.close(reason="done")
+    assert sim.run(lambda: server_app.of(E.TunnelClosed), timeout=5)
+    assert stunnel._next_tid is None
+    assert list(server._draining) == [stunnel.tid] and not server._aliases
+
+
 def test_idle_tunnel_times_out_silently():
     config = EndpointConfig(idle_timeout=5.0)
     sim, server, client, record, server_app, client_app = make_pair(client_config=config)
@@ -616,3 +639,8 @@ def test_many_small_writes_keep_the_send_queue_short():
     tunnel.send(cid, b"", end_stream=True)
     assert sim.run(lambda: cid in server_app.ended, timeout=10)
     assert bytes(server_app.data[cid]) == b"x" * 10_000
+
+
+def test_an_endpoint_without_a_random_source_is_refused_clearly():
+    with pytest.raises(TypeError, match="random="):
+        Endpoint(EndpointConfig())
