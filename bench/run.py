@@ -31,6 +31,9 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     plan = list(BENCHMARKS) + [(name, []) for name in OPTIONAL if (HERE / f"{name}.py").exists()]
+    if (HERE.parent / ".compiled").is_dir():  # `make compiled`: the runtime again on that build
+        at = [name for name, _ in plan].index("runtime_bench") + 1
+        plan.insert(at, ("runtime_bench", ["--compiled"]))
     if args.only:
         plan = [(name, argv) for name, argv in plan if name == args.only]
     results: dict[str, float] = {}

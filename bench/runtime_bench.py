@@ -27,6 +27,7 @@ are flamegraph input). See docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -36,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,7 @@ PEERS = HERE / "peers"
 sys.path.insert(0, str(PEERS))
 
 import common  # noqa: E402  (bench/peers/common.py)
-import core_tunnels  # noqa: E402  (bench/peers/core_tunnels.py)
 import pyspy  # noqa: E402  (bench/peers/pyspy.py)
-import whatif  # noqa: E402  (bench/peers/whatif.py)
 
 PY = sys.executable
 MB = 1_000_000
@@ -106,6 +105,17 @@ class Server:
             except (subprocess.TimeoutExpired, BrokenPipeError):
                 self.proc.kill()
                 self.proc.wait()
+
+
+def core_alone(count: int, what_if: str = "") -> float:
+    """Server µs per tunnel of the core alone (``peers/core_tunnels.py``, a process of its own
+    like every peer, so that it runs the same build of minimalt as they do)."""
+    argv = ["core_tunnels.py", "--count", str(count)] + (["--what-if", what_if] if what_if else [])
+    done = subprocess.run([PY, *argv], capture_output=True, text=True, cwd=PEERS, timeout=600)
+    if done.returncode != 0:
+        raise PeerError(f"core_tunnels.py failed ({done.returncode}): {done.stderr[-2000:]}")
+    fields = dict(item.split("=") for item in done.stdout.split("\n")[0].split())
+    return float(fields["server_us_per_tunnel"])
 
 
 def run_client(argv: list[str], timeout: float) -> dict[str, Any]:
@@ -337,6 +347,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         help="run minimalt with these proposed changes applied (comma-separated; see "
         "bench/peers/whatif.py: gc-threshold; count-timers only counts)",
     )
+    parser.add_argument(
+        "--compiled",
+        nargs="?",
+        const=str(HERE.parent / ".compiled"),
+        metavar="DIR",
+        help="run minimalt with its mypyc-compiled core (`make compiled` builds DIR, default "
+        ".compiled); its figures are named compiled_*",
+    )
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument(
         "--update",
@@ -367,8 +385,54 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix="minimalt-bench-"))
     cert, key = common.make_certificate(tmp)
     if args.what_if:
-        whatif.apply(args.what_if)  # for the core-alone figure, measured in this process
         print(f"**What-if run**: minimalt with {args.what_if} applied (bench/peers/whatif.py).\n")
+    with build_environment(args.compiled):
+        figures = _measure(args, quick, runs, bulk_bytes, rr_count, idle, wanted, cert, key, tmp)
+    if args.compiled:  # its own names in results.json: both builds' figures live side by side
+        figures = {f"compiled_{name}": value for name, value in figures.items()}
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    if args.update:
+        path = Path(args.update)
+        merged = json.loads(path.read_text()) if path.exists() else {}
+        merged.update(figures)
+        path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    return figures
+
+
+@contextlib.contextmanager
+def build_environment(compiled: str | None) -> Iterator[None]:
+    """Every peer started meanwhile runs the pure-Python minimalt, or with ``compiled`` (the
+    folder ``python -m minimalt.compile`` built) the one with the mypyc-compiled core."""
+    if compiled is None:
+        yield
+        return
+    folder = Path(compiled).resolve()
+    if not (folder / "minimalt").is_dir():
+        raise SystemExit(f"no compiled build in {folder}: run `make compiled` first")
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(folder) + (os.pathsep + saved if saved else "")
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+def _measure(
+    args: argparse.Namespace,
+    quick: bool,
+    runs: int,
+    bulk_bytes: int,
+    rr_count: int,
+    idle: int,
+    wanted: list[str],
+    cert: Path,
+    key: Path,
+    tmp: Path,
+) -> dict[str, float]:
     ts = {name: t for name, t in transports(cert, key, args.what_if).items() if name in wanted}
     figures: dict[str, float] = {}
     # (name, transport, extra client arguments): minimalt as it comes (PMTU probing), then with
@@ -389,7 +453,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     try:
         if "a" in args.only or "b" in args.only or "c" in args.only:
             for t in ts.values():
-                t.start()
+                server = t.start()
+                runs_compiled = server.ready.get("compiled")
+                if t.name == "minimalt" and runs_compiled != bool(args.compiled):
+                    build = "compiled" if runs_compiled else "pure-Python"
+                    raise PeerError(f"the minimalt server runs the {build} core, not the one asked")
         for run in range(runs):
             if "a" in args.only:
                 for name, t, extra in bulk_plan:
@@ -429,10 +497,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         for t in ts.values():
             t.stop()
         if ("b" in args.only or "c" in args.only) and "minimalt" in ts:
-            core_runs = [core_tunnels.run(1000 if quick else 3000) for _ in range(runs)]
-            figures["core_server_us_per_tunnel"] = med(
-                [r["server_us_per_tunnel"] for r in core_runs]
-            )
+            core_runs = [core_alone(1000 if quick else 3000, args.what_if) for _ in range(runs)]
+            figures["core_server_us_per_tunnel"] = med(core_runs)
             log(
                 f"  core alone: {figures['core_server_us_per_tunnel']:.0f} us of server CPU "
                 "per tunnel"
@@ -529,6 +595,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if "server_cpu_us_per_tunnel" in figures:
         figures["server_tunnels_per_s_per_core"] = 1e6 / figures["server_cpu_us_per_tunnel"]
 
+    if args.compiled:
+        print("**minimalt build: the protocol core compiled by mypyc** (`make compiled`).\n")
     print_table(
         figures,
         runs=runs,
@@ -550,13 +618,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             what_if=args.what_if,
         )
     shutil.rmtree(tmp, ignore_errors=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
-    if args.update:
-        path = Path(args.update)
-        merged = json.loads(path.read_text()) if path.exists() else {}
-        merged.update(figures)
-        path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
     return figures
 
 

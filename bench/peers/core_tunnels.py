@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import whatif
 from common import REQUEST
 
 from minimalt.proto import events as E
@@ -134,7 +135,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions")
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--what-if", default="", help="apply these patches first (whatif.py)")
     args = parser.parse_args(argv)
+    whatif.apply(args.what_if)
     run(200)  # warm up
     result = run(args.count)
     print(" ".join(f"{k}={v:.1f}" for k, v in result.items()))

@@ -18,6 +18,7 @@ import common
 import whatif
 
 import minimalt
+import minimalt.proto
 
 _COUNT = common.COUNT
 
@@ -83,7 +84,7 @@ async def serve(args: argparse.Namespace) -> None:
         }
 
     control = common.Control(extra)
-    control.start({"record": server.record.to_text()})
+    control.start({"record": server.record.to_text(), "compiled": minimalt.proto.compiled()})
     await control.done
     await server.aclose()
 
