@@ -64,8 +64,13 @@ def build(out: Path, *, quiet: bool = False) -> Path:
     package, uvbridge = sources()
     if not (package / "proto" / "tunnel.py").exists():
         raise SystemExit(f"minimalt.compile: no sources in {package} (already compiled?)")
-    digest = source_digest(package, uvbridge)
     out = out.resolve()
+    if package.resolve().is_relative_to(out):
+        raise SystemExit(
+            f"minimalt.compile: this minimalt is the build in {out}; run it from the sources "
+            "(without that folder on PYTHONPATH)"
+        )
+    digest = source_digest(package, uvbridge)
     stamp = out / _STAMP
     if stamp.exists() and stamp.read_text().strip() == digest:
         if not quiet:
