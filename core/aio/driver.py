@@ -626,6 +626,16 @@ class EndpointDriver(asyncio.DatagramProtocol):
             )
             self._fail_tunnel(state, lambda label: ConnectTimeoutError(message))
             return
+        if event.code == C.ERR_SERVER_BUSY:
+            reason = event.reason
+            self._fail_tunnel(
+                state,
+                lambda label: ConnectionRefused(
+                    f"{label} refused a new tunnel: {reason} (try again later)",
+                    C.ERR_SERVER_BUSY,
+                ),
+            )
+            return
         if event.by_peer:
             why = f"closed by the peer: {event.reason or 'no reason given'}"
         elif event.code == C.ERR_IDLE_TIMEOUT:

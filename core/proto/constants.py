@@ -32,6 +32,11 @@ PUZZLE_SECTION_SIZE = PUZZLE_WINDOW_SIZE + 1 + PUZZLE_CHALLENGE_SIZE  # server -
 PUZZLE_ANSWER_SIZE = PUZZLE_SECTION_SIZE + PUZZLE_SOLUTION_SIZE  # client -> server
 PUZZLE_PERIOD = 30.0  # seconds a puzzle secret (and so a puzzle) stays valid, twice
 MAX_PUZZLE_DIFFICULTY = 28  # leading zero bits; clients refuse harder puzzles
+# A puzzle packet with this difficulty is a *busy* answer: the server is at a tunnel limit and no
+# answer would help. The challenge's first byte says which limit (BUSY_*); the rest is zero.
+BUSY_DIFFICULTY = 0xFF
+BUSY_TUNNEL_LIMIT = 1  # the server holds max_tunnels tunnels
+BUSY_SOURCE_LIMIT = 2  # it holds max_tunnels_per_source tunnels from the client's address
 BOX_TAG_SIZE = 16  # Poly1305
 BOX_NONCE_SIZE = 24
 
@@ -127,3 +132,4 @@ ERR_UNKNOWN_SERVICE = 0x10
 ERR_REFUSED = 0x11
 ERR_EARLY_DATA_REJECTED = 0x12
 ERR_AUTH_FAILED = 0x13
+ERR_SERVER_BUSY = 0x14  # local report of a busy answer (§2.4); never sent

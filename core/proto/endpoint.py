@@ -31,7 +31,7 @@ from .errors import FrameEncodingError, LocalProtocolError
 from .events import Event
 from .frames import Hello, decode_frame
 from .packet import build_header, parse_header
-from .puzzle import PuzzleIssuer
+from .puzzle import PuzzleIssuer, busy_section
 from .records import RecordError, ServerKeys, ServerRecord
 from .tunnel import OPEN, Tunnel
 
@@ -85,6 +85,9 @@ class Endpoint:
         self.drops: dict[str, int] = {}
         self.datagrams_received = 0
         self.datagrams_sent = 0
+        #: First packets answered "busy" (a tunnel limit reached: ``tunnel_limit`` and
+        #: ``source_tunnel_limit`` in ``drops``).
+        self.busy_answers = 0
         #: Path MTU probing allowed (``config.pmtu_probing``, unless the driver cannot set the
         #: IP Don't-Fragment bit on its socket: it clears this before any tunnel starts).
         self.pmtu_probing = self.config.pmtu_probing
@@ -264,10 +267,12 @@ class Endpoint:
             return None
         if len(self.tunnels) >= self.config.max_tunnels:
             self._count("tunnel_limit")
+            self._answer_busy(header.tid, addr, C.BUSY_TUNNEL_LIMIT)
             return None
         source = _source_of(addr)
         if self._per_source.get(source, 0) >= self.config.max_tunnels_per_source:
             self._count("source_tunnel_limit")
+            self._answer_busy(header.tid, addr, C.BUSY_SOURCE_LIMIT)
             return None
         puzzles = self.puzzles
         if puzzles is not None:
@@ -334,6 +339,13 @@ class Endpoint:
             return tunnel
         tunnel.on_authenticated(header.nonce, plaintext, len(data), addr, now)
         return tunnel
+
+    def _answer_busy(self, tid: int, addr: Any, limit: int) -> None:
+        """Tell the client at once that no tunnel is to be had now (a stateless 37-byte busy
+        answer to its 1,200-byte first packet), instead of letting it wait out its connect
+        timeout. Unauthenticated, like a puzzle: only who saw the client's TID can make one."""
+        self._stateless.append((build_header(tid, 0, puzzle=busy_section(limit)), addr))
+        self.busy_answers += 1
 
     def _replay_cache(self, now_unix: float) -> ReplayCache:
         if self.replay_cache is None:

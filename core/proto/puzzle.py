@@ -53,6 +53,20 @@ def solve(section: bytes, *, max_difficulty: int = C.MAX_PUZZLE_DIFFICULTY) -> b
         counter += 1
 
 
+def busy_section(limit: int) -> bytes:
+    """The clear section of a *busy* answer: the server is at ``limit`` (``C.BUSY_*``), so no
+    puzzle answer would get a tunnel now. Shaped like a puzzle section, so a client that does
+    not know it sees a puzzle too hard to solve and ignores it."""
+    return _WINDOW.pack(0, C.BUSY_DIFFICULTY) + bytes([limit]) + bytes(C.PUZZLE_CHALLENGE_SIZE - 1)
+
+
+def busy_limit(section: bytes) -> int | None:
+    """``C.BUSY_*`` if ``section`` is a busy answer, else None (a real puzzle)."""
+    if len(section) != C.PUZZLE_SECTION_SIZE or section[C.PUZZLE_WINDOW_SIZE] != C.BUSY_DIFFICULTY:
+        return None
+    return section[C.PUZZLE_WINDOW_SIZE + 1]
+
+
 @dataclass
 class PuzzleStats:
     issued: int = 0

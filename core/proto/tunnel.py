@@ -68,7 +68,7 @@ from .frames import (
 )
 from .packet import Header, ProbeDatagram, build_header
 from .pmtud import BASE, DISABLED, SEARCHING, PathMtu
-from .puzzle import solve
+from .puzzle import busy_limit, solve
 from .rangeset import RangeSet
 from .records import RecordError, ServerRecord
 from .recovery import LossRecovery, SentPacket
@@ -1209,6 +1209,19 @@ class Tunnel:
         server has answered."""
         if not self.is_client or self.established or self._puzzles_solved >= _MAX_PUZZLES:
             self._drop("puzzle_ignored")
+            return
+        limit = busy_limit(section)
+        if limit is not None:
+            # The server is at a tunnel limit: no tunnel now, whatever we resend. Give up at
+            # once (as TCP does on a reset) rather than at the connect timeout; only who saw
+            # our TID can send this, and such an attacker could as well drop our packets.
+            which = "from this address" if limit == C.BUSY_SOURCE_LIMIT else "in all"
+            self._enter_closing(
+                DRAINING,
+                C.ERR_SERVER_BUSY,
+                f"the server holds all the tunnels it may {which}",
+                by_peer=True,
+            )
             return
         answer = solve(section, max_difficulty=self.config.max_puzzle_difficulty)
         if answer is None:

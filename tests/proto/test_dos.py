@@ -15,7 +15,7 @@ from minimalt.proto import events as E
 from minimalt.proto.config import EndpointConfig
 from minimalt.proto.crypto import BoxKeyPair, SeededRandom
 from minimalt.proto.packet import build_header, parse_header
-from minimalt.proto.puzzle import PuzzleIssuer, solve
+from minimalt.proto.puzzle import PuzzleIssuer, busy_limit, busy_section, solve
 from minimalt.testing.sim import Link
 
 from .test_tunnel import CLIENT, SERVER, make_pair
@@ -190,18 +190,64 @@ def test_tunnel_limits_refuse_new_tunnels_and_keep_old_ones():
     cid = first.open_connection("echo", retry_safe=True)
     first.send(cid, b"hi")
     assert sim.run(lambda: cid in client_app.data, timeout=5)
-    others = [sim.add_endpoint(("10.0.0.2", 5001 + i)) for i in range(3)]
+    closed: list = []
+    others = [
+        sim.add_endpoint(
+            ("10.0.0.2", 5001 + i), handler=lambda sim, ep, ev: closed.append((sim.now, ev))
+        )
+        for i in range(3)
+    ]
+    started = sim.now
     for other in others:  # same IP, other ports
         sim.set_link(sim.address_of(other), SERVER, Link(delay=0.05))
         tunnel = other.connect(record, sim.now)
         tunnel.send(tunnel.open_connection("echo", retry_safe=True), b"hi")
     sim.run(timeout=1)
     assert len(server.tunnels) == 2  # the same source IP holds two at most
-    assert server.drops["source_tunnel_limit"] >= 2
+    assert server.drops["source_tunnel_limit"] == 2 and server.busy_answers == 2
+    # The two refused clients heard so one round trip after they asked (a busy answer),
+    # instead of resending their first flight until a connect timeout.
+    busy = [(at, ev) for at, ev in closed if isinstance(ev, E.TunnelClosed)]
+    assert len(busy) == 2
+    for at, ev in busy:
+        assert ev.code == C.ERR_SERVER_BUSY and ev.by_peer and "from this address" in ev.reason
+        assert at - started == pytest.approx(0.1, abs=1e-6)  # one round trip
+    assert all(not other.tunnels for other in others[1:])
     # The established tunnel keeps working.
     first.send(cid, b" again", end_stream=True)
     assert sim.run(lambda: cid in client_app.ended, timeout=5)
     assert bytes(client_app.data[cid]) == b"hi again"
+
+
+def test_busy_answers_are_small_ignored_by_older_clients_and_only_heard_before_an_answer():
+    section = busy_section(C.BUSY_TUNNEL_LIMIT)
+    assert busy_limit(section) == C.BUSY_TUNNEL_LIMIT
+    assert solve(section) is None  # a client that does not know it: a puzzle too hard
+    config = EndpointConfig(services={"echo"}, max_tunnels=1, puzzle_threshold=None)
+    sim, server, client, record, server_app, client_app = make_pair(server_config=config)
+    tunnel = client.connect(record, sim.now)
+    cid = tunnel.open_connection("echo", retry_safe=True)
+    tunnel.send(cid, b"hi")
+    assert sim.run(lambda: cid in client_app.data, timeout=5)
+    # The server is full now: a second client's first packet gets a 37-byte answer.
+    latecomer = sim.add_endpoint(("10.0.0.3", 5000))
+    sim.set_link(("10.0.0.3", 5000), SERVER, Link(delay=0.05))
+    answers = []
+    sim.links[(SERVER, ("10.0.0.3", 5000))].drop = lambda d: answers.append(d) or False
+    late = latecomer.connect(record, sim.now)
+    late.send(late.open_connection("echo", retry_safe=True), b"hi")
+    sim.run(timeout=1)
+    assert [len(d) for d in answers] == [C.HEADER_SIZE + C.PUZZLE_SECTION_SIZE]
+    assert late.state == "closed" and server.drops["tunnel_limit"] == 1
+    # A busy answer for a tunnel the server already answered changes nothing, and one naming
+    # a TID the client does not hold is dropped unread.
+    forged = build_header(tunnel.tid, 0, puzzle=section)
+    client.receive_datagram(forged, SERVER, sim.now)
+    assert tunnel.state == "open" and tunnel.drops["puzzle_ignored"] == 1
+    client.receive_datagram(build_header(tunnel.tid ^ 1, 0, puzzle=section), SERVER, sim.now)
+    assert client.drops["unknown_tunnel"] == 1
+    tunnel.send(cid, b" again", end_stream=True)
+    assert sim.run(lambda: cid in client_app.ended, timeout=5)
 
 
 def test_connection_limit_refuses_with_a_reason_and_keeps_the_tunnel():

@@ -1,7 +1,7 @@
 """Bounded state on real sockets (DESIGN §8): tunnels per source address and in total, bytes a
 peer can make the server buffer. Hitting a limit refuses new work with a reason (the server's
-drop counters; the client's connect times out and says so) and never breaks the tunnels and
-connections already open."""
+drop counters; a client refused a tunnel hears so at once, a busy answer) and never breaks the
+tunnels and connections already open."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import hashlib
 import pytest
 
 import minimalt
+from minimalt.proto import constants as C
 
 from .netutil import closing, echo, echo_request, eventually
 
@@ -22,22 +23,28 @@ async def test_tunnel_limits_per_source_and_in_total_refuse_new_tunnels_only():
     server = await minimalt.serve(echo, service="echo", config=config)
     hosts = ("127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.3")
     admitted = [minimalt.Client(local_host=host) for host in hosts]
-    same_source = minimalt.Client(local_host="127.0.0.1", connect_timeout=1.0)
-    over_total = minimalt.Client(local_host="127.0.0.4", connect_timeout=1.0)
+    same_source = minimalt.Client(local_host="127.0.0.1", connect_timeout=30.0)
+    over_total = minimalt.Client(local_host="127.0.0.4", connect_timeout=30.0)
 
-    async def refused(client: minimalt.Client, reason: str) -> None:
-        with pytest.raises(minimalt.ConnectTimeoutError) as info:
+    async def refused(client: minimalt.Client, reason: str, which: str) -> None:
+        started = loop.time()
+        with pytest.raises(minimalt.ConnectionRefused) as info:
             await echo_request(client, server.record, b"one tunnel too many")
-        assert "no answer from" in str(info.value) and "within 1 s" in str(info.value)
+        # At once (one round trip), not at the 30 s connect timeout, and saying why.
+        assert loop.time() - started < 5
+        assert "refused a new tunnel" in str(info.value) and which in str(info.value)
+        assert info.value.code == C.ERR_SERVER_BUSY
         assert server.stats()["drops"][reason] >= 1
+
+    loop = asyncio.get_running_loop()
 
     async with closing(server, *admitted, same_source, over_total):
         for i, client in enumerate(admitted[:3]):
             assert await echo_request(client, server.record, b"hello %d" % i) == b"hello %d" % i
-        await refused(same_source, "source_tunnel_limit")  # a third from 127.0.0.1
+        await refused(same_source, "source_tunnel_limit", "from this address")  # a third
         assert await echo_request(admitted[3], server.record, b"hello 3") == b"hello 3"
         assert len(server.tunnels) == 4
-        await refused(over_total, "tunnel_limit")  # a fifth in total
+        await refused(over_total, "tunnel_limit", "in all")  # a fifth in total
 
         # The tunnels already open carry on, and a freed slot admits a new client.
         for i, client in enumerate(admitted):
