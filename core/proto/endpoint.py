@@ -510,6 +510,7 @@ class Endpoint:
             "tunnels": len(self.tunnels),
             "datagrams_received": self.datagrams_received,
             "datagrams_sent": self.datagrams_sent,
+            "busy_answers": self.busy_answers,
             "drops": dict(self.drops),
         }
 
