@@ -6,8 +6,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMPS := .make-stamps
 
-.PHONY: install demo test test-py test-py-compiled test-js compiled bench bench-latency \
-	conformance lint clean
+.PHONY: install demo test test-py test-py-compiled test-js test-js-compiled compiled bench \
+	bench-latency conformance lint clean
 
 install: $(STAMPS)/venv $(STAMPS)/node
 
@@ -26,7 +26,7 @@ $(STAMPS)/node: package.json package-lock.json
 demo: install
 	$(PY) -m minimalt demo
 
-test: install test-py test-py-compiled test-js
+test: install test-py test-py-compiled test-js test-js-compiled
 
 test-py: $(STAMPS)/venv
 	$(PY) -m pytest -q
@@ -53,6 +53,10 @@ test-py-compiled: compiled
 
 test-js: $(STAMPS)/node $(STAMPS)/venv
 	MINIMALT_PYTHON=$(abspath $(PY)) npx jest --ci
+
+# The Node module on the compiled core (its bridge process inherits PYTHONPATH).
+test-js-compiled: $(STAMPS)/node compiled
+	PYTHONPATH=$(abspath $(COMPILED)) MINIMALT_PYTHON=$(abspath $(PY)) npx jest --ci
 
 bench: install compiled
 	$(PY) bench/run.py
