@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -76,6 +77,13 @@ def build(out: Path, *, quiet: bool = False) -> Path:
         if not quiet:
             print(f"minimalt.compile: {out} is current")
         return out
+    if out.exists() and not stamp.exists() and (not out.is_dir() or any(out.iterdir())):
+        # Replacing ``out`` deletes it: only ever an earlier build (or nothing).
+        raise SystemExit(f"minimalt.compile: {out} exists and is not a minimalt build; pick --out")
+    if importlib.util.find_spec("mypyc") is None:
+        raise SystemExit(
+            "minimalt.compile needs mypyc, which comes with mypy: pip install 'minimalt[compile]'"
+        )
     # Build in a fresh folder beside ``out``, then swap it in: never half a build in ``out``.
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".minimalt-compile-", dir=out.parent))
@@ -99,8 +107,9 @@ def build(out: Path, *, quiet: bool = False) -> Path:
         if result.returncode != 0:
             tail = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
             raise SystemExit(f"minimalt.compile: mypyc failed:\n{tail}")
+        # (The .py sources stay beside the compiled modules: tracebacks and inspect read them.)
         shutil.rmtree(work / "build", ignore_errors=True)
-        for name in COMPILED_MODULES:  # keep the source beside each module, for tracebacks
+        for name in COMPILED_MODULES:
             if not list((target / "proto").glob(f"{name}.*.so")):
                 raise SystemExit(f"minimalt.compile: mypyc made no module for {name}")
         (work / _STAMP).write_text(digest + "\n")
