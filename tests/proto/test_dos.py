@@ -183,13 +183,21 @@ def test_client_refuses_a_puzzle_harder_than_its_limit():
     assert answer is not None and len(answer) == C.PUZZLE_ANSWER_SIZE
 
 
-def test_tunnel_limits_refuse_new_tunnels_and_keep_old_ones():
-    config = EndpointConfig(services={"echo"}, max_tunnels_per_source=2, puzzle_threshold=None)
+def _answered_tunnel_under_limits(**limits):
+    """A pair whose server has tunnel ``limits`` (no puzzles), and one tunnel it answered."""
+    config = EndpointConfig(services={"echo"}, puzzle_threshold=None, **limits)
     sim, server, client, record, server_app, client_app = make_pair(server_config=config)
-    first = client.connect(record, sim.now)
-    cid = first.open_connection("echo", retry_safe=True)
-    first.send(cid, b"hi")
+    tunnel = client.connect(record, sim.now)
+    cid = tunnel.open_connection("echo", retry_safe=True)
+    tunnel.send(cid, b"hi")
     assert sim.run(lambda: cid in client_app.data, timeout=5)
+    return sim, server, client, record, client_app, tunnel, cid
+
+
+def test_tunnel_limits_refuse_new_tunnels_and_keep_old_ones():
+    sim, server, client, record, client_app, first, cid = _answered_tunnel_under_limits(
+        max_tunnels_per_source=2
+    )
     closed: list = []
     others = [
         sim.add_endpoint(
@@ -223,12 +231,9 @@ def test_busy_answers_are_small_ignored_by_older_clients_and_only_heard_before_a
     section = busy_section(C.BUSY_TUNNEL_LIMIT)
     assert busy_limit(section) == C.BUSY_TUNNEL_LIMIT
     assert solve(section) is None  # a client that does not know it: a puzzle too hard
-    config = EndpointConfig(services={"echo"}, max_tunnels=1, puzzle_threshold=None)
-    sim, server, client, record, server_app, client_app = make_pair(server_config=config)
-    tunnel = client.connect(record, sim.now)
-    cid = tunnel.open_connection("echo", retry_safe=True)
-    tunnel.send(cid, b"hi")
-    assert sim.run(lambda: cid in client_app.data, timeout=5)
+    sim, server, client, record, client_app, tunnel, cid = _answered_tunnel_under_limits(
+        max_tunnels=1
+    )
     # The server is full now: a second client's first packet gets a 37-byte answer.
     latecomer = sim.add_endpoint(("10.0.0.3", 5000))
     sim.set_link(("10.0.0.3", 5000), SERVER, Link(delay=0.05))
