@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 
 import pytest
@@ -60,6 +61,30 @@ def recv_exactly(sock: socket.socket, size: int) -> bytearray:
     return received
 
 
+def transfer(sender: socket.socket, receiver: socket.socket, payload: bytes) -> bytearray:
+    """``payload`` sent on one socket while the other reads it. (Both at once: a ``sendall``
+    that must finish before anyone reads needs socket buffers as big as the payload, which
+    Linux grows only with the congestion window: behind a slow, lossy link it may not.)"""
+    failures: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            sender.sendall(payload)
+        except BaseException as exc:  # re-raised below, in the test's thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=send, name="netem-sender")
+    thread.start()
+    try:
+        received = recv_exactly(receiver, len(payload))
+    finally:
+        thread.join(timeout=20)
+    if failures:
+        raise failures[0]
+    assert not thread.is_alive()
+    return received
+
+
 def test_tcp_handshake_pays_the_round_trip(network):
     client, server, took = tcp_pair(network)
     with client, server:
@@ -79,8 +104,7 @@ def test_link_changes_apply_to_every_packet(network):
         assert took < 0.04
         payload = os.urandom(256 << 10)
         started = time.monotonic()
-        client.sendall(payload)
-        received = recv_exactly(server, len(payload))
+        received = transfer(client, server, payload)
         elapsed = time.monotonic() - started
     assert bytes(received) == payload
     assert elapsed >= len(payload) * 8 / 2e6 * 0.95  # the 2 Mbit/s limit held
@@ -93,8 +117,7 @@ def test_loss_on_the_link_is_recovered_by_tcp(network):
     client, server, _ = tcp_pair(network)
     with client, server:
         payload = os.urandom(128 << 10)
-        client.sendall(payload)
-        received = recv_exactly(server, len(payload))
+        received = transfer(client, server, payload)
     assert bytes(received) == payload
     assert network.stats()["c2s"]["lost"] > 0
 
