@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from typing import Any
 
 import common
@@ -87,28 +86,14 @@ def client_config(args: argparse.Namespace) -> QuicConfiguration:
 
 async def bulk(args: argparse.Namespace) -> dict[str, Any]:
     config = client_config(args)
-    payload = bytes(common.CHUNK)
-    total = -(-args.bytes // common.CHUNK) * common.CHUNK
-    cpu0 = common.cpu_seconds()
-    sys0 = common.sys_seconds()
-    t0 = time.perf_counter()
+    meter = common.Meter()
     async with connect("127.0.0.1", args.port, configuration=config) as client:
         reader, writer = await client.create_stream()
-        writer.write(_COUNT.pack(total))
         # aioquic's drain() never waits (its stream transport has no flow control to the
         # application): the writes queue in aioquic's send buffer, as its users' do.
-        written = 0
-        while written < total:
-            writer.write(payload)
-            written += len(payload)
-            await writer.drain()
-        (count,) = _COUNT.unpack(await reader.readexactly(_COUNT.size))
-        wall = time.perf_counter() - t0
-        cpu = common.cpu_seconds() - cpu0
-        kernel = common.sys_seconds() - sys0
-    if count != written:
-        raise SystemExit(f"server counted {count} bytes, {written} were written")
-    return {"bytes": written, "wall": wall, "client_cpu": cpu, "client_sys": kernel}
+        written = await common.upload(writer.write, writer.drain, reader.readexactly, args.bytes)
+        figures = meter.read()
+    return {"bytes": written, **figures}
 
 
 async def rr(args: argparse.Namespace) -> dict[str, Any]:

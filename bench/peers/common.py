@@ -223,6 +223,45 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
     return self_signed_certificate(directory, ["localhost", "127.0.0.1"])
 
 
+class Meter:
+    """Wall clock and this process's CPU (all, and the kernel's share) from its creation."""
+
+    def __init__(self) -> None:
+        self._cpu = cpu_seconds()
+        self._sys = sys_seconds()
+        self._wall = time.perf_counter()
+
+    def read(self) -> dict[str, float]:
+        return {
+            "wall": time.perf_counter() - self._wall,
+            "client_cpu": cpu_seconds() - self._cpu,
+            "client_sys": sys_seconds() - self._sys,
+        }
+
+
+async def upload(
+    write: Callable[[bytes], Any],
+    drain: Callable[[], Awaitable[Any]],
+    readexactly: Callable[[int], Awaitable[bytes]],
+    nbytes: int,
+) -> int:
+    """The bulk workload's client side on an open stream: the 8-byte length, ``nbytes``
+    (rounded up to whole ``CHUNK``s) in ``CHUNK`` writes each followed by ``drain()``, then
+    the server's count, which must match. Returns the bytes written."""
+    payload = bytes(CHUNK)
+    total = -(-nbytes // CHUNK) * CHUNK
+    write(COUNT.pack(total))
+    written = 0
+    while written < total:
+        write(payload)
+        written += len(payload)
+        await drain()
+    (count,) = COUNT.unpack(await readexactly(COUNT.size))
+    if count != written:
+        raise SystemExit(f"server counted {count} bytes, {written} were written")
+    return written
+
+
 async def run_rr(
     once: Callable[[], Awaitable[None]], count: int, concurrency: int
 ) -> dict[str, Any]:

@@ -90,35 +90,14 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 async def bulk(args: argparse.Namespace) -> dict[str, Any]:
-    payload = bytes(common.CHUNK)
-    total = -(-args.bytes // common.CHUNK) * common.CHUNK
     async with minimalt.Client(config=client_config(args)) as client:
-        cpu0 = common.cpu_seconds()
-        sys0 = common.sys_seconds()
-        t0 = time.perf_counter()
+        meter = common.Meter()
         conn = await client.connect(args.record, "sink", retry_safe=True)
-        conn.write(_COUNT.pack(total))
-        written = 0
-        write, drain = conn.write, conn.drain
-        while written < total:
-            write(payload)
-            written += len(payload)
-            await drain()
-        (count,) = _COUNT.unpack(await conn.readexactly(_COUNT.size))
-        wall = time.perf_counter() - t0
-        cpu = common.cpu_seconds() - cpu0
-        kernel = common.sys_seconds() - sys0
+        written = await common.upload(conn.write, conn.drain, conn.readexactly, args.bytes)
+        figures = meter.read()
         stats = conn.stats
         conn.close()
-    if count != written:
-        raise SystemExit(f"server counted {count} bytes, {written} were written")
-    return {
-        "bytes": written,
-        "wall": wall,
-        "client_cpu": cpu,
-        "client_sys": kernel,
-        "tunnel": _short(stats),
-    }
+    return {"bytes": written, **figures, "tunnel": _short(stats)}
 
 
 def _short(stats: Any) -> Any:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ssl
-import time
 from typing import Any
 
 import common
@@ -70,29 +69,14 @@ async def serve(args: argparse.Namespace) -> None:
 
 async def bulk(args: argparse.Namespace) -> dict[str, Any]:
     context = client_context(args.tls[0]) if args.tls else None
-    payload = bytes(common.CHUNK)
-    total = -(-args.bytes // common.CHUNK) * common.CHUNK
-    cpu0 = common.cpu_seconds()
-    sys0 = common.sys_seconds()
-    t0 = time.perf_counter()
+    meter = common.Meter()
     reader, writer = await asyncio.open_connection(
         "127.0.0.1", args.port, ssl=context, server_hostname="localhost" if context else None
     )
-    writer.write(_COUNT.pack(total))
-    written = 0
-    write, drain = writer.write, writer.drain
-    while written < total:
-        write(payload)
-        written += len(payload)
-        await drain()
-    (count,) = _COUNT.unpack(await reader.readexactly(_COUNT.size))
-    wall = time.perf_counter() - t0
-    cpu = common.cpu_seconds() - cpu0
-    kernel = common.sys_seconds() - sys0
+    written = await common.upload(writer.write, writer.drain, reader.readexactly, args.bytes)
+    figures = meter.read()
     writer.close()
-    if count != written:
-        raise SystemExit(f"server counted {count} bytes, {written} were written")
-    return {"bytes": written, "wall": wall, "client_cpu": cpu, "client_sys": kernel}
+    return {"bytes": written, **figures}
 
 
 async def rr(args: argparse.Namespace) -> dict[str, Any]:
