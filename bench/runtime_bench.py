@@ -742,26 +742,25 @@ def print_table(
     print("|---|---:|---|")
     rows = [
         *(
-            (
-                f"bulk ≥ 125 MB/s ({kind}, {how})",
-                f"bulk{infix}_MBps_minimalt{suffix}",
-                " MB/s",
-                1,
-                lambda v: v >= TARGET_BULK_MBPS,
+            (f"{target} ({kind}, {how})", key.format(size=size, cpu=cpu), unit, digits, ok)
+            for target, key, unit, digits, ok in (
+                (
+                    "bulk ≥ 125 MB/s",
+                    "bulk{cpu}_MBps_minimalt{size}",
+                    " MB/s",
+                    1,
+                    lambda v: v >= TARGET_BULK_MBPS,
+                ),
+                (
+                    "bulk ≥ 4x aioquic",
+                    "bulk{size}{cpu}_ratio_vs_aioquic",
+                    "x",
+                    2,
+                    lambda v: v >= TARGET_BULK_VS_AIOQUIC,
+                ),
             )
-            for how, suffix in (("PMTU probed", ""), ("fixed 1200-byte datagrams", "_1200"))
-            for kind, infix in (("wall clock", ""), ("CPU-bound", "_cpu_bound"))
-        ),
-        *(
-            (
-                f"bulk ≥ 4x aioquic ({kind}, {how})",
-                f"bulk{prefix}{infix}_ratio_vs_aioquic",
-                "x",
-                2,
-                lambda v: v >= TARGET_BULK_VS_AIOQUIC,
-            )
-            for how, prefix in (("PMTU probed", ""), ("fixed 1200-byte datagrams", "_1200"))
-            for kind, infix in (("wall clock", ""), ("CPU-bound", "_cpu_bound"))
+            for how, size in (("PMTU probed", ""), ("fixed 1200-byte datagrams", "_1200"))
+            for kind, cpu in (("wall clock", ""), ("CPU-bound", "_cpu_bound"))
         ),
         (
             "server CPU ≤ 125 µs per new tunnel",

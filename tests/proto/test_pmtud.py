@@ -336,33 +336,9 @@ def _probe(mtu: PathMtu, now: float = 0.0, pn: int = 1) -> int:
     return size
 
 
-def test_path_mtu_climbs_the_ladder_and_stops_at_the_first_size_that_fails():
-    mtu = PathMtu(1200, 16384)
-    assert mtu.state == BASE and mtu.probe_size() is None
-    mtu.start(0.0)
-    assert mtu.state == SEARCHING
-    tried = []
-    pn = 0
-    while mtu.probe_due:
-        pn += 1
-        size = _probe(mtu, pn=pn)
-        tried.append(size)
-        if size <= 1472:
-            mtu.on_probe_acked(pn, size, 0.0, 0.0)
-        else:
-            mtu.on_probe_lost(pn, 0.0)
-            if mtu.state == SEARCHING:  # the next try of this size: one PTO later
-                assert not mtu.probe_due and mtu.next_probe_at == pytest.approx(0.1)
-                mtu.on_timer(mtu.next_probe_at)
-    assert tried == [1452, 1472] + [8952] * C.PMTU_MAX_PROBES
-    assert mtu.size == 1472 and mtu.state == SEARCH_COMPLETE
-    assert mtu.next_probe_at == pytest.approx(C.PMTU_RAISE_TIMER)
-
-
-def test_path_mtu_halves_a_narrow_gap_down_to_the_granularity():
-    mtu = PathMtu(1200, 16384)
-    mtu.start(0.0)
-    carried = 1252  # a 1280-byte IPv4 path
+def _search(mtu: PathMtu, carried: int, refuse) -> list[int]:
+    """Run a started search over a path that carries ``carried`` bytes: every probe up to it is
+    acknowledged, every bigger one refused by ``refuse(mtu, pn, size)``. Returns the sizes tried."""
     tried = []
     pn = 0
     while mtu.probe_due:
@@ -372,7 +348,36 @@ def test_path_mtu_halves_a_narrow_gap_down_to_the_granularity():
         if size <= carried:
             mtu.on_probe_acked(pn, size, 0.0, 0.0)
         else:
-            assert mtu.on_too_big(size, 0.0)  # (refused at once, to keep the list short)
+            refuse(mtu, pn, size)
+    return tried
+
+
+def test_path_mtu_climbs_the_ladder_and_stops_at_the_first_size_that_fails():
+    mtu = PathMtu(1200, 16384)
+    assert mtu.state == BASE and mtu.probe_size() is None
+    mtu.start(0.0)
+    assert mtu.state == SEARCHING
+
+    def lost(mtu: PathMtu, pn: int, size: int) -> None:
+        mtu.on_probe_lost(pn, 0.0)
+        if mtu.state == SEARCHING:  # the next try of this size: one PTO later
+            assert not mtu.probe_due and mtu.next_probe_at == pytest.approx(0.1)
+            mtu.on_timer(mtu.next_probe_at)
+
+    tried = _search(mtu, 1472, lost)
+    assert tried == [1452, 1472] + [8952] * C.PMTU_MAX_PROBES
+    assert mtu.size == 1472 and mtu.state == SEARCH_COMPLETE
+    assert mtu.next_probe_at == pytest.approx(C.PMTU_RAISE_TIMER)
+
+
+def test_path_mtu_halves_a_narrow_gap_down_to_the_granularity():
+    mtu = PathMtu(1200, 16384)
+    mtu.start(0.0)
+
+    def too_big(mtu: PathMtu, pn: int, size: int) -> None:
+        assert mtu.on_too_big(size, 0.0)  # (refused at once, to keep the list short)
+
+    tried = _search(mtu, 1252, too_big)  # a 1280-byte IPv4 path
     assert tried == [1452, 1326, 1263, 1231]
     assert mtu.size == 1231 and mtu.state == SEARCH_COMPLETE
 
