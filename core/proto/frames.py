@@ -307,6 +307,21 @@ def stream_overhead(cid: int, offset: int, length: int) -> int:
     return 1 + varint_size(cid) + varint_size(offset) + varint_size(length)
 
 
+def encode_max_data(maximum: int) -> bytes:
+    """MAX_DATA without a frame object (the tunnel's window updates)."""
+    return b"\x0a" + encode_varint(maximum)
+
+
+def encode_max_conn_data(cid: int, maximum: int) -> bytes:
+    """MAX_CONN_DATA without a frame object."""
+    return b"\x0b" + encode_varint(cid) + encode_varint(maximum)
+
+
+def encode_max_conns(maximum: int) -> bytes:
+    """MAX_CONNS without a frame object."""
+    return b"\x0c" + encode_varint(maximum)
+
+
 def encode_ack(ranges: list[tuple[int, int]] | tuple[tuple[int, int], ...], delay: int) -> bytes:
     """ranges: inclusive (first, last), highest first, non-overlapping, not adjacent."""
     largest_first, largest = ranges[0]
@@ -363,9 +378,9 @@ _ENCODERS: dict[type, Callable[[Any], bytes]] = {
     Reset: lambda f: (
         b"\x07" + encode_varint(f.cid) + encode_varint(f.code) + encode_varint(f.final_size)
     ),
-    MaxData: lambda f: b"\x0a" + encode_varint(f.maximum),
-    MaxConnData: lambda f: b"\x0b" + encode_varint(f.cid) + encode_varint(f.maximum),
-    MaxConns: lambda f: b"\x0c" + encode_varint(f.maximum),
+    MaxData: lambda f: encode_max_data(f.maximum),
+    MaxConnData: lambda f: encode_max_conn_data(f.cid, f.maximum),
+    MaxConns: lambda f: encode_max_conns(f.maximum),
     Close: lambda f: b"\x0d" + encode_varint(f.code) + _encode_bytes(f.reason),
     Datagram: lambda f: b"\x0e" + encode_varint(f.cid) + _encode_bytes(f.data),
     Blocked: lambda f: b"\x0f" + encode_varint(f.limit),

@@ -60,7 +60,9 @@ from .frames import (
     decode_frame,
     encode_ack,
     encode_frame,
-    encode_varint,
+    encode_max_conn_data,
+    encode_max_conns,
+    encode_max_data,
     read_varint,
     skip_padding,
     stream_header,
@@ -614,23 +616,14 @@ class Tunnel:
         }
 
     def _pmtu_stats(self) -> dict[str, Any]:
-        pmtu = self._pmtu
-        if pmtu is None:
-            return {
-                "state": BASE if self._pmtu_watch else DISABLED,
-                "base": self.config.max_datagram_size,
-                "maximum": self.config.max_probed_datagram_size,
-                "probes_sent": 0,
-                "probes_lost": 0,
-                "black_holes": 0,
-            }
+        pmtu = self._pmtu  # None until a filled packet starts the search (if it may start)
         return {
-            "state": pmtu.state,
-            "base": pmtu.base,
-            "maximum": pmtu.maximum,
-            "probes_sent": pmtu.probes_sent,
-            "probes_lost": pmtu.probes_lost,
-            "black_holes": pmtu.black_holes,
+            "state": pmtu.state if pmtu else BASE if self._pmtu_watch else DISABLED,
+            "base": self.config.max_datagram_size,
+            "maximum": self.config.max_probed_datagram_size,
+            "probes_sent": pmtu.probes_sent if pmtu else 0,
+            "probes_lost": pmtu.probes_lost if pmtu else 0,
+            "black_holes": pmtu.black_holes if pmtu else 0,
         }
 
     # --- input -------------------------------------------------------------------------------
@@ -1862,24 +1855,11 @@ class Tunnel:
                 return None
         header = self._header()  # (the plain one: the tunnel is confirmed)
         pn = self._next_pn
-        self._next_pn += 1
-        nonce = 2 * pn + self._parity
         padding = bytes(size - len(header) - _AEAD_OVERHEAD - len(_PING))
-        packet = self._send_key.seal_parts(header, self.tid, nonce, [_PING, padding])
-        # In flight (the window pays for it) but not ack-eliciting for recovery: it arms no
-        # PTO, and its loss is no congestion signal (RFC 9000 §14.4).
-        recovery.on_packet_sent(
-            SentPacket(pn, now, size, False, True, [(_M_PMTU_PROBE, size)], probe=True)
-        )
-        if self.pacer is not None:
-            self.pacer.on_packet_sent(size, now)
-        self.packets_sent += 1
-        self.bytes_sent += size
-        self._last_sent = now
+        meta: list[Any] = [(_M_PMTU_PROBE, size)]
+        packet = self._seal_payload(header, [_PING, padding], now, False, meta, probe=True)
         pmtu.on_probe_sent(pn, size, now, recovery.pto_period())
         self.endpoint.pmtu_probes_sent += 1
-        if self._trace:
-            self._trace(now, "transport:packet_sent", {"pn": pn, "size": size, "pmtu_probe": True})
         return ProbeDatagram(packet)
 
     def _has_pending_content(self) -> bool:
@@ -1908,7 +1888,7 @@ class Tunnel:
             self._local_max_data = max(
                 self._local_max_data, self._data_consumed + self.config.tunnel_window
             )
-            encoded = b"\x0a" + encode_varint(self._local_max_data)  # MaxData
+            encoded = encode_max_data(self._local_max_data)
             parts.append(encoded)
             meta.append((_M_TUNNEL_WINDOW,))
             space -= len(encoded)
@@ -1916,7 +1896,7 @@ class Tunnel:
         if self._max_conns_pending and space > 16:
             self._max_conns_pending = False
             self._local_max_conns = max(self._local_max_conns, self.config.max_connections)
-            encoded = b"\x0c" + encode_varint(self._local_max_conns)  # MaxConns
+            encoded = encode_max_conns(self._local_max_conns)
             parts.append(encoded)
             meta.append((_M_MAX_CONNS,))
             space -= len(encoded)
@@ -1929,7 +1909,7 @@ class Tunnel:
             conn.window_update_pending = False
             if conn.recv.final_size is None:  # (no window to grow past a known end)
                 conn.recv_limit = max(conn.recv_limit, conn.consumed + conn.recv_window)
-            encoded = b"\x0b" + encode_varint(conn.cid) + encode_varint(conn.recv_limit)
+            encoded = encode_max_conn_data(conn.cid, conn.recv_limit)
             parts.append(encoded)
             meta.append((_M_CONN_WINDOW, conn.cid))
             space -= len(encoded)
@@ -1993,7 +1973,7 @@ class Tunnel:
                 # Grant our larger window right behind the Create (not before: the peer
                 # ignores a window for a connection it cannot know yet).
                 conn.recv_limit = conn.consumed + conn.recv_window
-                encoded = b"\x0b" + encode_varint(cid) + encode_varint(conn.recv_limit)
+                encoded = encode_max_conn_data(cid, conn.recv_limit)
                 if len(encoded) <= space:
                     parts.append(encoded)
                     meta.append((_M_CONN_WINDOW, cid))
@@ -2043,24 +2023,36 @@ class Tunnel:
         return encode_ack(ranges, delay)
 
     def _seal_payload(
-        self, header: bytes, parts: list[bytes], now: float, eliciting: bool, meta: list[Any]
+        self,
+        header: bytes,
+        parts: list[bytes],
+        now: float,
+        eliciting: bool,
+        meta: list[Any],
+        probe: bool = False,
     ) -> bytes:
         pn = self._next_pn
         self._next_pn += 1
         nonce = 2 * pn + self._parity
         packet = self._send_key.seal_parts(header, self.tid, nonce, parts)
         size = len(packet)
-        self.recovery.on_packet_sent(SentPacket(pn, now, size, eliciting, eliciting, meta))
-        if eliciting and self.pacer is not None:
+        # A path MTU probe is in flight (the window pays for it) but not ack-eliciting for
+        # recovery: it arms no PTO, and its loss is no congestion signal (RFC 9000 §14.4).
+        in_flight = eliciting or probe
+        self.recovery.on_packet_sent(SentPacket(pn, now, size, eliciting, in_flight, meta, probe))
+        if in_flight and self.pacer is not None:
             self.pacer.on_packet_sent(size, now)
         self.packets_sent += 1
         self.bytes_sent += size
-        if eliciting:
+        if in_flight:
             self._last_sent = now
         if not self.address_validated:
             self._unvalidated_sent += size
         if self._trace:
-            self._trace(now, "transport:packet_sent", {"pn": pn, "size": size})
+            data: dict[str, Any] = {"pn": pn, "size": size}
+            if probe:
+                data["pmtu_probe"] = True
+            self._trace(now, "transport:packet_sent", data)
         return packet
 
     def _seal(self, payload: bytes, now: float, *, ack_eliciting: bool, meta: Any) -> bytes:
