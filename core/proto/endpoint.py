@@ -85,9 +85,6 @@ class Endpoint:
         self.drops: dict[str, int] = {}
         self.datagrams_received = 0
         self.datagrams_sent = 0
-        #: First packets answered "busy" (a tunnel limit reached: ``tunnel_limit`` and
-        #: ``source_tunnel_limit`` in ``drops``).
-        self.busy_answers = 0
         #: Path MTU probing allowed (``config.pmtu_probing``, unless the driver cannot set the
         #: IP Don't-Fragment bit on its socket: it clears this before any tunnel starts).
         self.pmtu_probing = self.config.pmtu_probing
@@ -345,7 +342,11 @@ class Endpoint:
         answer to its 1,200-byte first packet), instead of letting it wait out its connect
         timeout. Unauthenticated, like a puzzle: only who saw the client's TID can make one."""
         self._stateless.append((build_header(tid, 0, puzzle=busy_section(limit)), addr))
-        self.busy_answers += 1
+
+    @property
+    def busy_answers(self) -> int:
+        """First packets answered "busy": every one refused at a tunnel limit."""
+        return self.drops.get("tunnel_limit", 0) + self.drops.get("source_tunnel_limit", 0)
 
     def _replay_cache(self, now_unix: float) -> ReplayCache:
         if self.replay_cache is None:
